@@ -82,3 +82,16 @@ class SentenceTransformerEncoder:
 
 def load_encoder(spec: str, **kwargs) -> Encoder:
     return SentenceTransformerEncoder(spec, **kwargs)
+
+
+def encode_cached(encoder: Encoder, texts: Sequence[str], *, kind: str, cache_dir: str | Path | None = None,
+                  progress: bool = True) -> np.ndarray:
+    """Encode ``texts`` as queries (kind='query') or passages (kind='passage').
+
+    (Interim: no cache yet; the cache keyed by weights fingerprint replaces this.)
+    """
+    if kind == "query":
+        return encoder.encode_queries(texts)
+    if kind == "passage":
+        return encoder.encode_passages(texts)
+    raise ValueError(f"kind must be 'query' or 'passage', got {kind!r}")
