@@ -31,6 +31,7 @@ class _Server:
 
     def __init__(self, files: dict[str, bytes]):
         self.files, self.ranges = files, []
+        self.cut_once: int | None = None  # send only this many bytes once, then drop the connection
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -50,14 +51,18 @@ class _Server:
                     self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
                 self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
-                self.wfile.write(body[start:])
+                end = len(body)
+                if outer.cut_once is not None:
+                    end, outer.cut_once = start + outer.cut_once, None
+                    self.close_connection = True
+                self.wfile.write(body[start:end])
 
             def log_message(self, *args):
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def close(self):
         self.httpd.shutdown()
@@ -130,3 +135,24 @@ def test_cli_download(served, tmp_path, capsys):
     rc = cli.main(["data", "download", "tinyset", "--dir", str(tmp_path / "d"), "--url", server.url])
     assert rc == 0 and capsys.readouterr().out.strip() == str(tmp_path / "d" / "tinyset")
     assert (tmp_path / "d" / "tinyset" / "corpus.jsonl").is_file()
+
+
+def test_interrupted_download_keeps_part_and_resumes(served, tmp_path):
+    server, blob = served
+    server.cut_once = 100
+    md5 = hashlib.md5(blob).hexdigest()
+    with pytest.raises(HardnegError, match="rerun the same command to resume"):
+        download_beir("tinyset", tmp_path, base_url=server.url, md5=md5)
+    assert (tmp_path / "tinyset.zip.part").stat().st_size == 100 and not (tmp_path / "tinyset").exists()
+    out = download_beir("tinyset", tmp_path, base_url=server.url, md5=md5)
+    assert server.ranges == [None, "bytes=100-"] and (out / "corpus.jsonl").is_file()
+
+
+def test_unreachable_server_is_a_clear_error(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(HardnegError, match="cannot reach .*HARDNEG_BEIR_URL"):
+        download_beir("scifact", tmp_path, base_url=f"http://127.0.0.1:{port}")

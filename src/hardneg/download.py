@@ -11,6 +11,7 @@ sha256 of the first download is recorded in ``NAME.zip.sha256`` and later downlo
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import shutil
@@ -148,9 +149,16 @@ def _fetch(url: str, part: Path) -> None:
         total = int(total) + have if total else None
         with open(part, "ab" if resumed else "wb") as f, tqdm(
                 total=total, initial=have, unit="B", unit_scale=True, desc=f"download {part.name[:-5]}") as bar:
-            while block := resp.read(CHUNK):
-                f.write(block)
-                bar.update(len(block))
+            try:
+                while block := resp.read(CHUNK):
+                    f.write(block)
+                    bar.update(len(block))
+            except (OSError, http.client.HTTPException) as e:
+                raise HardnegError(f"download of {url} interrupted after {f.tell()} bytes ({e!r}); rerun "
+                                   "the same command to resume") from None
+    if total is not None and part.stat().st_size != total:
+        raise HardnegError(f"download of {url} stopped at {part.stat().st_size} of {total} bytes; rerun "
+                           "the same command to resume")
 
 
 def _hash(path: Path, algo: str) -> str:
