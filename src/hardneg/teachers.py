@@ -1,0 +1,387 @@
+"""Teachers: rank the corpus for training queries and hand mining a ``Candidates`` pool.
+
+Implementations of ``hardneg.candidates.Teacher``:
+
+* ``DenseTeacher``     an embedding model; exact dot-product search, ties broken by passage id.
+* ``BM25Teacher``      bm25s, k1 0.9, b 0.4, English stemmer + stopwords (BEIR's setting).
+* ``RandomTeacher``    uniform random non-positives (the paper's random baseline).
+* ``RescoredTeacher``  a base teacher's pool (and the positives) rescored by a cross-encoder.
+
+Every teacher's pool is cached on disk per (teacher fingerprint, data fingerprint, qids, depth)
+by ``PoolCache``, so re-mining with another method or setting skips encoding and search: a cached
+pool of depth D >= d serves a request for depth d by slicing (the ranking is exact and
+deterministic, so the top d of a top-D list is the top-d list).
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from pathlib import Path
+import numpy as np
+
+from hardneg.cache import cache_root
+from hardneg.candidates import Candidates, Teacher
+from hardneg.errors import HardnegError
+from hardneg.io import atomic_open, sha256_texts
+from hardneg.search import id_order, rank, topk
+
+log = logging.getLogger(__name__)
+
+
+def _h(*parts: str) -> str:
+    return sha256_texts(parts)[:16]
+
+
+class PoolCache:
+    """Candidate pools as ``.npz`` files under ``<cache>/pools``, written atomically.
+
+    ``get`` returns a stored pool covering all requested qids at depth >= the request (sliced to
+    the request) when ``sliceable``, else only a pool of exactly that depth.
+    """
+
+    def __init__(self, cache_dir: str | Path | None = None):
+        self.dir = cache_root(cache_dir) / "pools"
+
+    def _prefix(self, teacher_fp: str, data_fp: str) -> str:
+        return f"pool-{_h(teacher_fp, data_fp)}"
+
+    def get(self, teacher_fp: str, data_fp: str, qids: list[str], depth: int,
+            sliceable: bool = True) -> Candidates | None:
+        if not self.dir.is_dir():
+            return None
+        found = []
+        for f in self.dir.glob(self._prefix(teacher_fp, data_fp) + "-d*-*.npz"):
+            try:
+                d = int(f.name.split("-d")[1].split("-")[0])
+            except (IndexError, ValueError):
+                continue
+            if d == depth or (sliceable and d > depth):
+                found.append((d, f))
+        want = set(qids)
+        for _, f in sorted(found):  # shallowest usable pool first: least to load
+            try:
+                c = self._load(f)
+            except (OSError, ValueError, KeyError) as e:
+                log.warning("ignoring unreadable pool cache %s: %s", f, e)
+                continue
+            if want <= set(c.qids):
+                c = c.subset(list(qids))
+                log.info("pool cache hit %s (depth %d -> %d)", f.name, c.depth, depth)
+                return Candidates(c.teacher, c.fingerprint, c.qids, c.doc_idx[:, :depth].copy(),
+                                  c.scores[:, :depth].copy(), c.pos_scores)
+        return None
+
+    def put(self, cand: Candidates, data_fp: str) -> Path:
+        name = f"{self._prefix(cand.fingerprint, data_fp)}-d{cand.depth}-{_h(*cand.qids)[:8]}.npz"
+        pq, pd, ps = [], [], []
+        for i, q in enumerate(cand.qids):
+            for d, s in cand.pos_scores.get(q, {}).items():
+                pq.append(i), pd.append(d), ps.append(s)
+        path = self.dir / name
+        with atomic_open(path, "wb") as f:
+            np.savez(f, teacher=np.array(cand.teacher), fingerprint=np.array(cand.fingerprint),
+                     qids=np.array(cand.qids, dtype=str), doc_idx=cand.doc_idx, scores=cand.scores,
+                     pos_q=np.array(pq, dtype=np.int64), pos_doc=np.array(pd, dtype=str),
+                     pos_s=np.array(ps, dtype=np.float64))
+        return path
+
+    @staticmethod
+    def _load(path: Path) -> Candidates:
+        with np.load(path, allow_pickle=False) as z:
+            qids = [str(q) for q in z["qids"]]
+            pos: dict[str, dict[str, float]] = {q: {} for q in qids}
+            for i, d, s in zip(z["pos_q"].tolist(), z["pos_doc"].tolist(), z["pos_s"].tolist()):
+                pos[qids[i]][str(d)] = float(s)
+            return Candidates(str(z["teacher"]), str(z["fingerprint"]), qids, z["doc_idx"].astype(np.int64),
+                              z["scores"].astype(np.float32), pos)
+
+
+class _CachedTeacher:
+    """Shared ``candidates()``: pool cache lookup, else ``_compute`` and store."""
+
+    name: str
+    fingerprint: str
+    sliceable = True  # top-d of a cached top-D pool is this teacher's top-d pool
+
+    def __init__(self, cache_dir: str | Path | None = None, cache: bool = True):
+        self.pool_cache = PoolCache(cache_dir) if cache else None
+
+    def candidates(self, data, qids: list[str], depth: int) -> Candidates:
+        qids = list(qids)
+        unknown = [q for q in qids if q not in data.queries]
+        if unknown:
+            raise HardnegError(f"teacher {self.name}: unknown query ids {unknown[:5]} (not in the queries file)")
+        depth = max(0, min(int(depth), len(data.corpus)))
+        dfp = data.fingerprint() if self.pool_cache else ""
+        if self.pool_cache:
+            hit = self.pool_cache.get(self.fingerprint, dfp, qids, depth, self.sliceable)
+            if hit is not None:
+                return hit
+        cand = self._compute(data, qids, depth)
+        if self.pool_cache and qids:
+            self.pool_cache.put(cand, dfp)
+        return cand
+
+    def _compute(self, data, qids: list[str], depth: int) -> Candidates:
+        raise NotImplementedError
+
+
+class DenseTeacher(_CachedTeacher):
+    """An embedding model as teacher: exact top-``depth`` by dot product, ties by passage id.
+
+    ``encoder`` is an ``Encoder``, or a zero-argument callable returning one (then ``fingerprint``
+    is required): the model is loaded only when a pool is not in the cache. Corpus and query
+    embeddings stay on the object, so a second call at a larger depth ("deepen") only searches.
+    """
+
+    def __init__(self, encoder, *, name: str | None = None, fingerprint: str | None = None,
+                 cache_dir: str | Path | None = None, cache: bool = True):
+        super().__init__(cache_dir, cache)
+        lazy = callable(encoder) and not hasattr(encoder, "encode_passages")
+        if lazy and not (name and fingerprint):
+            raise ValueError("DenseTeacher with a lazy encoder needs name and fingerprint")
+        self._encoder = None if lazy else encoder
+        self._load = encoder if lazy else None
+        self.name = name or encoder.name
+        self.fingerprint = fingerprint or f"dense:{encoder.fingerprint}"
+        self.cache_dir = cache_dir
+        self._p: np.ndarray | None = None  # (N, d) corpus embeddings
+        self._p_for = ""                   # corpus hash they belong to
+        self._q: dict[str, np.ndarray] = {}
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            self._encoder = self._load()
+        return self._encoder
+
+    def _embeddings(self, data, qids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        from hardneg.encode import encode_cached
+
+        corpus_hash = sha256_texts(data.corpus.ids)
+        if self._p is None or self._p_for != corpus_hash:
+            self._p = encode_cached(self.encoder, data.corpus.passage_texts(), kind="passage",
+                                    cache_dir=self.cache_dir)
+            self._p_for, self._q = corpus_hash, {}
+        new = [q for q in dict.fromkeys(qids) if q not in self._q]
+        if new:
+            emb = encode_cached(self.encoder, [data.queries[q] for q in new], kind="query", cache_dir=self.cache_dir)
+            self._q.update(zip(new, emb))
+        q = np.stack([self._q[x] for x in qids]) if qids else np.zeros((0, self._p.shape[1]), np.float32)
+        return q, self._p
+
+    def _compute(self, data, qids: list[str], depth: int) -> Candidates:
+        q, p = self._embeddings(data, qids)
+        scores, idx = topk(q, p, depth, key=id_order(data.corpus.ids), progress=len(qids) > 1000)
+        index = data.corpus.index
+        pos = {qid: {d: float(q[i] @ p[index[d]]) for d in data.relevant(qid)} for i, qid in enumerate(qids)}
+        return Candidates(self.name, self.fingerprint, qids, idx, scores, pos)
+
+
+class BM25Teacher(_CachedTeacher):
+    """bm25s with BEIR's setting (k1 0.9, b 0.4, Lucene idf, English stemmer + stopwords).
+
+    Scores every corpus passage per query (``get_scores``), ranks with ``search.rank``; a
+    positive's score is its entry in that row, whether or not it made the top ``depth``.
+    """
+
+    def __init__(self, *, k1: float = 0.9, b: float = 0.4, cache_dir: str | Path | None = None, cache: bool = True):
+        super().__init__(cache_dir, cache)
+        self.k1, self.b = k1, b
+        self.name = "bm25"
+        self.fingerprint = f"bm25s:k1={k1}:b={b}:lucene:english-stem-stop"
+        self._index = None
+        self._index_for = ""
+
+    def _tokenize(self, texts: list[str]) -> list[list[str]]:
+        import bm25s
+        import Stemmer
+
+        return bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer.Stemmer("english"),
+                              return_ids=False, show_progress=False)
+
+    def _model(self, data):
+        import bm25s
+
+        corpus_hash = sha256_texts(data.corpus.ids)
+        if self._index is None or self._index_for != corpus_hash:
+            self._index = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
+            self._index.index(self._tokenize(data.corpus.passage_texts()), show_progress=False)
+            self._index_for = corpus_hash
+        return self._index
+
+    def _compute(self, data, qids: list[str], depth: int, chunk: int = 256) -> Candidates:
+        model = self._model(data)
+        key = id_order(data.corpus.ids)
+        index = data.corpus.index
+        tokens = self._tokenize([data.queries[q] for q in qids]) if qids else []
+        n = len(data.corpus)
+        idx = np.full((len(qids), depth), -1, dtype=np.int64)
+        scores = np.full((len(qids), depth), -np.inf, dtype=np.float32)
+        pos: dict[str, dict[str, float]] = {}
+        for s in range(0, len(qids), chunk):
+            rows = np.zeros((min(chunk, len(qids) - s), n), dtype=np.float32)  # (B, N)
+            for r in range(len(rows)):
+                toks = [t for t in tokens[s + r] if t in model.vocab_dict]
+                if toks:
+                    rows[r] = model.get_scores(toks)
+                qid = qids[s + r]
+                pos[qid] = {d: float(rows[r, index[d]]) for d in data.relevant(qid)}
+            sel = rank(rows, key, depth)
+            idx[s : s + len(rows)] = sel
+            scores[s : s + len(rows)] = np.take_along_axis(rows, sel, axis=1)
+        return Candidates(self.name, self.fingerprint, qids, idx, scores, pos)
+
+
+class RandomTeacher(_CachedTeacher):
+    """Uniform random non-positives: the paper's random baseline.
+
+    Scores: each query's non-positive passages are shuffled (seeded by ``seed`` and the query id,
+    so a query's pool does not depend on which other queries are asked) and get evenly spaced
+    scores in (0, 1) in shuffled order; every positive scores 1.0. Scores carry no information, so
+    every method yields uniform random negatives: naive and shifted take a random subset, and
+    percpos / marginpos (positive 1.0) and abs (threshold t) just skip the top 5% / 0.05 / 1 - t
+    of a random order. Deeper pools extend shallower ones (same shuffle).
+
+    >>> # RandomTeacher(seed=1).candidates(data, ["q1"], 3).doc_idx  -> e.g. [[4, 1, 5]]
+    """
+
+    def __init__(self, seed: int = 42, *, cache_dir: str | Path | None = None, cache: bool = False):
+        super().__init__(cache_dir, cache)
+        self.seed = int(seed)
+        self.name = "random"
+        self.fingerprint = f"random:seed={self.seed}"
+
+    def _compute(self, data, qids: list[str], depth: int) -> Candidates:
+        n = len(data.corpus)
+        index = data.corpus.index
+        idx = np.full((len(qids), depth), -1, dtype=np.int64)
+        scores = np.full((len(qids), depth), -np.inf, dtype=np.float32)
+        grid = 1.0 - np.arange(1, n + 1, dtype=np.float64) / (n + 1)  # (N,) descending in (0, 1)
+        pos: dict[str, dict[str, float]] = {}
+        for i, qid in enumerate(qids):
+            rng = np.random.default_rng([self.seed, zlib.crc32(qid.encode("utf-8"))])
+            perm = rng.permutation(n)
+            rel = {index[d] for d in data.relevant(qid)}
+            perm = perm[~np.isin(perm, list(rel))][:depth] if rel else perm[:depth]
+            idx[i, : len(perm)] = perm
+            scores[i, : len(perm)] = grid[: len(perm)]
+            pos[qid] = {d: 1.0 for d in data.relevant(qid)}
+        return Candidates(self.name, self.fingerprint, qids, idx, scores, pos)
+
+
+class RescoredTeacher(_CachedTeacher):
+    """``base``'s pool and the positives rescored by a sentence-transformers ``CrossEncoder``.
+
+    All (query, passage) pairs of all requested queries go through ``predict`` in one batched
+    call; the pool is then re-ranked by the cross-encoder score (ties by passage id). Thresholds in
+    mining then apply to these scores. The pool at depth d is the base top-d re-ranked, so a cached
+    deeper pool is not sliced (``sliceable = False``).
+    """
+
+    sliceable = False
+
+    def __init__(self, base: Teacher, cross_encoder, *, batch_size: int = 32, name: str | None = None,
+                 fingerprint: str | None = None, cache_dir: str | Path | None = None, cache: bool = True):
+        super().__init__(cache_dir, cache)
+        self.base = base
+        self._ce = cross_encoder if not isinstance(cross_encoder, (str, Path)) else None
+        self._ce_spec = str(cross_encoder) if self._ce is None else None
+        self.batch_size = batch_size
+        ce_name = name or (self._ce_spec or type(cross_encoder).__name__)
+        self.name = f"{base.name}>{Path(ce_name).name}"
+        ce_fp = fingerprint or (model_fingerprint(self._ce_spec, cache_dir) if self._ce_spec else ce_name)
+        self.fingerprint = f"rescored:{base.fingerprint}|ce:{ce_fp}"
+
+    @property
+    def cross_encoder(self):
+        if self._ce is None:
+            self._ce = load_cross_encoder(self._ce_spec)
+        return self._ce
+
+    def _compute(self, data, qids: list[str], depth: int) -> Candidates:
+        base = self.base.candidates(data, qids, depth)
+        texts = data.corpus.passage_texts()
+        pairs, where = [], []  # where: (row, col) in the pool, or (row, doc id) for a positive
+        for r, qid in enumerate(base.qids):
+            qt = data.queries[qid]
+            for c in np.flatnonzero(base.doc_idx[r] >= 0):
+                pairs.append((qt, texts[base.doc_idx[r, c]])), where.append((r, int(c)))
+            for d in data.relevant(qid):
+                pairs.append((qt, texts[data.corpus.index[d]])), where.append((r, d))
+        out = np.asarray(self.cross_encoder.predict(pairs, batch_size=self.batch_size, convert_to_numpy=True,
+                                                    show_progress_bar=len(pairs) > 5000), dtype=np.float32)
+        out = out.reshape(len(pairs), -1)[:, 0] if len(pairs) else out
+        scores = np.full(base.scores.shape, -np.inf, dtype=np.float32)
+        pos: dict[str, dict[str, float]] = {q: {} for q in base.qids}
+        for (r, c), s in zip(where, out.tolist()):
+            if isinstance(c, int):
+                scores[r, c] = s
+            else:
+                pos[base.qids[r]][c] = float(s)
+        key = id_order(data.corpus.ids)
+        tie = np.where(base.doc_idx >= 0, key[np.maximum(base.doc_idx, 0)], np.iinfo(np.int64).max)
+        order = rank(scores, tie, base.depth)  # (Q, D) re-ranked columns; padding stays last
+        return Candidates(self.name, self.fingerprint, base.qids, np.take_along_axis(base.doc_idx, order, 1),
+                          np.take_along_axis(scores, order, 1), pos)
+
+
+def model_fingerprint(spec: str, cache_dir: str | Path | None = None) -> str:
+    """Hash of a model's weight, tokenizer and config files, without loading it."""
+    from hardneg.encode import resolve_model, weights_fingerprint
+
+    return weights_fingerprint(resolve_model(spec), cache_dir)[:32]
+
+
+def load_cross_encoder(spec: str):
+    """A sentence-transformers ``CrossEncoder`` from a path or hub id; failure -> HardnegError."""
+    from sentence_transformers import CrossEncoder
+
+    try:
+        return CrossEncoder(spec)
+    except Exception as e:  # noqa: BLE001 - any failure here is the user's spec
+        raise HardnegError(f"could not load cross-encoder {spec!r}: {e} "
+                           "(pass a local folder or a hub id cached for offline use)") from None
+
+
+def load_teacher(spec: str, *, backend: str = "torch", batch_size: int = 32, max_length: int | None = None,
+                 query_prompt: str = "", passage_prompt: str = "", rescore_with: str | None = None,
+                 cache_dir: str | Path | None = None, seed: int = 42) -> Teacher:
+    """``"bm25"``, ``"random"`` or any model ``hardneg.encode.load_encoder`` accepts.
+
+    Dense models load lazily (only when a pool is not cached); a spec that is not a loadable model
+    fails with a HardnegError naming it. ``rescore_with`` wraps the teacher in ``RescoredTeacher``.
+    """
+    if spec == "bm25":
+        teacher: Teacher = BM25Teacher(cache_dir=cache_dir)
+    elif spec == "random":
+        teacher = RandomTeacher(seed, cache_dir=cache_dir)
+    else:
+        teacher = _dense_teacher(spec, backend=backend, batch_size=batch_size, max_length=max_length,
+                                 query_prompt=query_prompt, passage_prompt=passage_prompt, cache_dir=cache_dir)
+    if rescore_with:
+        from hardneg.encode import resolve_model
+
+        ce_path = resolve_model(rescore_with)  # HardnegError naming the spec when it is not found
+        teacher = RescoredTeacher(teacher, ce_path, batch_size=batch_size, cache_dir=cache_dir,
+                                  name=rescore_with, fingerprint=model_fingerprint(ce_path, cache_dir))
+    return teacher
+
+
+def _dense_teacher(spec: str, *, cache_dir, **kwargs) -> DenseTeacher:
+    from hardneg.encode import load_encoder, resolve_model
+
+    path = resolve_model(spec)
+    settings = _h(":".join(f"{k}={v}" for k, v in sorted(kwargs.items())))
+
+    def load():
+        try:
+            return load_encoder(spec, cache_dir=cache_dir, **kwargs)
+        except HardnegError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure here is the user's spec
+            raise HardnegError(f"could not load teacher {spec!r}: {e}") from None
+
+    fp = f"dense:{model_fingerprint(path, cache_dir)}:{settings}"  # the model loads only on a cache miss
+    return DenseTeacher(load, name=spec, fingerprint=fp, cache_dir=cache_dir)
