@@ -1,0 +1,354 @@
+"""Contrastive fine-tuning with mined hard negatives, on sentence-transformers' trainer.
+
+``train(config) -> output dir``. What is ours is small: ids -> texts (query, positive, the first
+``num_negatives`` mined negatives in mined order), the loss switch (``losses.py``), prefix-masked
+pooling and per-kind max lengths (``pooling.py``), decoders + LoRA (``decoder.py``), provenance.
+
+Columns handed to the trainer: ``anchor, positive, negative_1 .. negative_n``. The trainer applies
+``query_prefix`` to ``anchor`` and ``passage_prefix`` to the others (``prompts``), tokenises
+``anchor`` as task "query" and the rest as task "document" (``router_mapping``) so each gets its
+own max length, and batches with ``BatchSamplers.NO_DUPLICATES`` (no text twice in a batch).
+
+Multi-GPU: the trainer is HF ``Trainer``, so ``torchrun --nproc_per_node 8 -m hardneg train ...``
+or ``accelerate launch -m hardneg train ...`` runs DDP unchanged (batch size is per device).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hardneg.errors import DataError, HardnegError
+from hardneg.io import sha256_file, sha256_texts, write_json, write_meta
+
+log = logging.getLogger(__name__)
+
+META_NAME = "hardneg_train"  # -> DIR/hardneg_train.meta.json, written last: marks a finished run
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One training set of a data mix: data spec + its negatives file."""
+
+    data: str
+    negatives: str
+    split: str = "train"
+    max_examples: int | None = None  # seeded subsample of the (query, positive) rows
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str
+    sources: tuple[Source, ...]
+    output: str
+    num_negatives: int = 1
+    temperature: float = 0.05
+    in_batch_negatives: bool = True
+    mini_batch_size: int | None = None  # set -> GradCache
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    exclude_prefix: bool = True
+    query_max_length: int | None = 64
+    passage_max_length: int | None = 256
+    lr: float = 2e-5
+    warmup: float = 0.1  # < 1: fraction of the steps; >= 1: steps
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 32
+    grad_accum: int = 1
+    seed: int = 42
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    save_steps: int = 500
+    save_total_limit: int | None = 2
+    logging_steps: int = 10
+    short_rows: str = "drop"  # rows with fewer than num_negatives negatives: drop | error
+    lora: bool | None = None  # None: on for decoder LLMs, off otherwise
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    lora_merge: bool = True
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        checks = [
+            (bool(self.sources), "at least one data source (--data + --negatives) is needed"),
+            (self.num_negatives >= 0, "--num-negatives must be >= 0"),
+            (self.temperature > 0, "--temperature must be > 0"),
+            (self.in_batch_negatives or self.num_negatives >= 1,
+             "with in-batch negatives off, --num-negatives must be >= 1 (nothing else to contrast with)"),
+            (self.batch_size >= 1 and self.grad_accum >= 1, "--batch-size and --grad-accum must be >= 1"),
+            (self.mini_batch_size is None or self.mini_batch_size >= 1, "--mini-batch-size must be >= 1"),
+            (self.lr > 0, "--lr must be > 0"),
+            (self.epochs > 0 or self.max_steps > 0, "--epochs or --max-steps must be positive"),
+            (self.precision in ("auto", "fp32", "bf16", "fp16"), "--precision is one of auto, fp32, bf16, fp16"),
+            (self.short_rows in ("drop", "error"), "short_rows is 'drop' or 'error'"),
+            (self.save_steps >= 1 and self.logging_steps >= 1, "save/logging steps must be >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise HardnegError(msg)
+        for n in (self.query_max_length, self.passage_max_length):
+            if n is not None and n < 2:
+                raise HardnegError("max lengths must be >= 2 tokens (or unset)")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def build_examples(source: Source, num_negatives: int, short_rows: str = "drop",
+                   seed: int = 42) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Negatives rows -> training columns of texts.
+
+    >>> cols, stats = build_examples(Source("tiny", "neg.jsonl"), 1)    # doctest: +SKIP
+    >>> list(cols)
+    ['anchor', 'positive', 'negative_1']
+    """
+    from hardneg.data import load_data
+    from hardneg.mining.output import read_negatives
+
+    data = load_data(source.data, source.split)
+    rows = read_negatives(source.negatives)
+    texts, index = data.corpus.passage_texts(), data.corpus.index
+    cols: dict[str, list[str]] = {"anchor": [], "positive": []}
+    cols.update({f"negative_{j}": [] for j in range(1, num_negatives + 1)})
+    short = 0
+    for i, row in enumerate(rows, 1):
+        if row.qid not in data.queries:
+            raise DataError(source.negatives, i, f"query {row.qid!r} is not in {source.data} ({source.split})",
+                            "mine negatives from the same data and split you train on")
+        for did in [row.pos_id, *row.neg_ids[:num_negatives]]:
+            if did not in index:
+                raise DataError(source.negatives, i, f"document {did!r} is not in the corpus of {source.data}")
+        if len(row.neg_ids) < num_negatives:
+            if short_rows == "error":
+                raise DataError(source.negatives, i, f"{len(row.neg_ids)} negatives < --num-negatives "
+                                f"{num_negatives}", "lower --num-negatives or mine more (short_rows='drop' skips)")
+            short += 1
+            continue
+        cols["anchor"].append(data.queries[row.qid])
+        cols["positive"].append(texts[index[row.pos_id]])
+        for j, did in enumerate(row.neg_ids[:num_negatives], 1):
+            cols[f"negative_{j}"].append(texts[index[did]])
+    kept = len(cols["anchor"])
+    if short:
+        log.warning("%s: dropped %d of %d rows with fewer than %d negatives", source.negatives, short,
+                    len(rows), num_negatives)
+    if source.max_examples and kept > source.max_examples:
+        take = np.sort(np.random.default_rng(seed).permutation(kept)[: source.max_examples])
+        cols = {k: [v[t] for t in take] for k, v in cols.items()}
+    if not cols["anchor"]:
+        raise DataError(source.negatives, None, "no usable training rows", "check --num-negatives and the file")
+    stats = {"rows": len(rows), "short_rows_dropped": short, "examples": len(cols["anchor"]),
+             "data_fingerprint": data.fingerprint(), "negatives_sha256": sha256_file(source.negatives)}
+    return cols, stats
+
+
+def build_dataset(config: TrainConfig) -> tuple[Any, list[dict[str, Any]]]:
+    """All sources concatenated in order (the trainer shuffles with ``seed``)."""
+    from datasets import Dataset
+
+    merged: dict[str, list[str]] = {}
+    stats = []
+    for src in config.sources:
+        cols, st = build_examples(src, config.num_negatives, config.short_rows, config.seed)
+        for k, v in cols.items():
+            merged.setdefault(k, []).extend(v)
+        stats.append({"source": src, **st})
+    return Dataset.from_dict(merged), stats
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def load_student(config: TrainConfig) -> Any:
+    """Base model as a SentenceTransformer, with prefixes, pooling, max lengths and LoRA set up."""
+    from sentence_transformers import SentenceTransformer
+
+    from hardneg import decoder, pooling
+    from hardneg.encode import resolve_model
+
+    path = resolve_model(config.model)
+    dec = decoder.is_decoder(path)
+    dtype = "bfloat16" if _precision(config.precision) == "bf16" else None
+    try:
+        if dec and not (Path(path) / "modules.json").exists():
+            model = decoder.build_decoder_embedder(path, dtype=dtype)
+        else:
+            model = SentenceTransformer(path)
+            if dec:
+                decoder.make_bidirectional(model[0].auto_model)
+    except (OSError, ValueError) as e:
+        raise HardnegError(f"could not load model {config.model!r} ({path}): {e}") from None
+    pooling.configure_prefixes(model, config.query_prefix, config.passage_prefix, config.exclude_prefix)
+    pooling.set_max_lengths(model, config.query_max_length, config.passage_max_length)
+    if config.lora if config.lora is not None else dec:
+        decoder.add_lora(model, decoder.LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout,
+                                                     tuple(config.lora_targets), config.lora_merge))
+    return model
+
+
+def _precision(name: str) -> str:
+    """'auto' -> bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU."""
+    if name != "auto":
+        return name
+    import torch
+
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def model_fingerprint(spec: str) -> str:
+    """Hash of a local model folder's config + weight files (name and size for files > 1 GB)."""
+    from hardneg.encode import resolve_model
+
+    path = Path(resolve_model(spec))
+    if not path.is_dir():
+        return f"name:{spec}"
+    parts = []
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        rel = str(f.relative_to(path))
+        small = f.stat().st_size < (1 << 30) and f.suffix in (".json", ".safetensors", ".bin")
+        parts.append(f"{rel}:{sha256_file(f) if small else f.stat().st_size}")
+    return sha256_texts(parts)[:16]
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+def column_settings(config: TrainConfig) -> tuple[dict[str, str], dict[str, str]]:
+    """(prompts, router_mapping) per column: the query prefix/length for ``anchor``, passage for the rest.
+
+    >>> column_settings(TrainConfig("m", (Source("d", "n"),), "o", num_negatives=1, query_prefix="q: "))
+    ({'anchor': 'q: '}, {'anchor': 'query', 'positive': 'document', 'negative_1': 'document'})
+    """
+    doc_cols = ["positive"] + [f"negative_{j}" for j in range(1, config.num_negatives + 1)]
+    routes = {"anchor": "query", **{c: "document" for c in doc_cols}}
+    prompts = {"anchor": config.query_prefix} if config.query_prefix else {}
+    if config.passage_prefix:
+        prompts.update({c: config.passage_prefix for c in doc_cols})
+    return prompts, routes
+
+
+def training_args(config: TrainConfig, ckpt_dir: Path) -> Any:
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    prec = _precision(config.precision)
+    prompts, routes = column_settings(config)
+    warmup = config.warmup if config.warmup < 1 else int(config.warmup)
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(ckpt_dir), num_train_epochs=config.epochs, max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.lr, warmup_steps=warmup, lr_scheduler_type="linear", seed=config.seed,
+        data_seed=config.seed, bf16=prec == "bf16", fp16=prec == "fp16",
+        batch_sampler=BatchSamplers.NO_DUPLICATES, prompts=prompts or None, router_mapping=routes,
+        save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
+        logging_steps=config.logging_steps, logging_first_step=True, report_to="none",
+        dataloader_num_workers=0, dataloader_pin_memory=prec != "fp32", disable_tqdm=False,
+    )
+
+
+def _loss_logger():
+    from transformers import TrainerCallback
+
+    class LossLog(TrainerCallback):
+        """Logs each training loss through ``logging`` (the tqdm bar shows progress)."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                log.info("step %d/%d loss %.4f lr %.2e", state.global_step, state.max_steps, logs["loss"],
+                         logs.get("learning_rate", float("nan")))
+
+    return LossLog()
+
+
+def _last_checkpoint(ckpt_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+
+
+def train(config: TrainConfig, callbacks: list | None = None) -> Path:
+    """Fine-tune ``config.model``; returns the output dir (loads with ``SentenceTransformer(DIR)``).
+
+    ``callbacks``: extra ``transformers.TrainerCallback`` objects (tests use one to stop early).
+    """
+    from sentence_transformers import SentenceTransformerTrainer
+
+    from hardneg.losses import build_loss
+
+    t0 = time.time()
+    out = Path(config.output)
+    ckpt_dir = out / CHECKPOINTS
+    if is_finished(out):
+        if config.resume:
+            log.info("%s is already complete; nothing to resume", out)
+            return out
+        raise HardnegError(f"{out} already holds a trained model: choose a new --output")
+    resume_from = _last_checkpoint(ckpt_dir)
+    if resume_from and not config.resume:
+        raise HardnegError(f"{out} already has checkpoints ({Path(resume_from).name}): pass --resume "
+                           "to continue, or choose a new --output")
+    if config.resume and not resume_from:
+        log.warning("--resume: no checkpoint in %s, starting from scratch", ckpt_dir)
+    dataset, data_stats = build_dataset(config)
+    model = load_student(config)
+    loss = build_loss(model, temperature=config.temperature, in_batch_negatives=config.in_batch_negatives,
+                      mini_batch_size=config.mini_batch_size, num_negatives=config.num_negatives)
+    trainer = SentenceTransformerTrainer(model=model, args=training_args(config, ckpt_dir),
+                                         train_dataset=dataset, loss=loss,
+                                         callbacks=[_loss_logger(), *(callbacks or [])])
+    t_load = time.time() - t0
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    t_train = time.time() - t0 - t_load
+    if trainer.state.global_step < trainer.state.max_steps:
+        log.warning("training stopped at step %d of %d; rerun with --resume to finish",
+                    trainer.state.global_step, trainer.state.max_steps)
+        return out
+    _save_final(model, config, out)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    write_json(out / "loss_log.json", [h for h in trainer.state.log_history if "loss" in h])
+    write_meta(out / META_NAME, config, base_model_fingerprint=model_fingerprint(config.model),
+               data=data_stats, steps=trainer.state.global_step, examples=len(dataset),
+               resumed_from=Path(resume_from).name if resume_from else None,
+               timings={"load_s": round(t_load, 2), "train_s": round(t_train, 2),
+                        "s_per_step": round(t_train / max(1, result.global_step), 4)},
+               final_loss=losses[-1] if losses else None, mean_train_loss=result.training_loss)
+    log.info("wrote %s (%d steps, %.1fs)", out, trainer.state.global_step, t_train)
+    return out
+
+
+def _save_final(model: Any, config: TrainConfig, out: Path) -> None:
+    """Save into a hidden sibling folder, then move the files into ``out`` (no half-written model)."""
+    from hardneg import decoder
+
+    if config.lora_merge and getattr(model[0].auto_model, "_hf_peft_config_loaded", False):
+        decoder.merge_lora(model)
+    tmp = out / ".final.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save(str(tmp))
+    for item in tmp.iterdir():
+        dest = out / item.name
+        if dest.is_dir():
+            shutil.rmtree(dest)
+        os.replace(item, dest)
+    tmp.rmdir()
+
+
+def is_finished(output: str | Path) -> bool:
+    """True when ``output`` holds a completed run (its meta file is written last)."""
+    return (Path(output) / f"{META_NAME}.meta.json").is_file()
+
+
+def with_overrides(config: TrainConfig, **kw: Any) -> TrainConfig:
+    return replace(config, **kw)
