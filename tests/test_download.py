@@ -156,3 +156,30 @@ def test_unreachable_server_is_a_clear_error(tmp_path):
         port = s.getsockname()[1]
     with pytest.raises(HardnegError, match="cannot reach .*HARDNEG_BEIR_URL"):
         download_beir("scifact", tmp_path, base_url=f"http://127.0.0.1:{port}")
+
+
+def test_flat_zip_and_multi_set_zip(tmp_path):
+    flat_src = write_beir(tmp_path / "flat_src")
+    multi_src = tmp_path / "multi_src" / "multi"
+    for sub in ("a", "b"):
+        write_beir(multi_src / sub)
+    blobs = {}
+    for name, src, base in (("flat", flat_src, flat_src), ("multi", multi_src, multi_src.parent)):
+        zpath = tmp_path / f"{name}.zip"
+        with zipfile.ZipFile(zpath, "w") as zf:
+            for f in sorted(src.rglob("*")):
+                zf.write(f, f.relative_to(base).as_posix())
+        blobs[f"/{name}.zip"] = zpath.read_bytes()
+    server = _Server(blobs)
+    try:
+        flat = download_beir("flat", tmp_path / "dl", base_url=server.url)
+        multi = download_beir("multi", tmp_path / "dl", base_url=server.url)
+    finally:
+        server.close()
+    assert (flat / "corpus.jsonl").is_file()
+    assert sorted(p.parent.name for p in multi.glob("*/corpus.jsonl")) == ["a", "b"]
+    from hardneg.data import load_data
+    from hardneg.errors import DataError
+
+    with pytest.raises(DataError, match="several BEIR sets"):
+        load_data(multi)

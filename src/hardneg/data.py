@@ -292,6 +292,10 @@ def load_data(spec: str | Path, split: str = "train") -> RetrievalData:
             return load_beir(path, split)
         if any((path / f).exists() for f in ("dataset_info.json", "state.json", "dataset_dict.json")):
             return load_table(path, split)
+        subs = sorted(p.parent.name for p in path.glob("*/corpus.jsonl"))
+        if subs:  # e.g. cqadupstack: one BEIR set per forum
+            raise DataError(path, None, "this folder holds several BEIR sets",
+                            f"pass one of them: {', '.join(str(path / s) for s in subs)}")
         raise DataError(path, None, "not a BEIR folder (no corpus.jsonl) nor a HF datasets folder",
                         "pass a BEIR folder, a .jsonl pairs file, a .parquet file or a save_to_disk folder")
     suffix = path.suffix.lower()

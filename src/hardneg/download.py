@@ -67,13 +67,18 @@ def local_candidates(name: str) -> list[Path]:
     return places
 
 
+def is_dataset(folder: Path) -> bool:
+    """A BEIR folder, or a folder of BEIR sub-folders (cqadupstack ships one per forum)."""
+    return (folder / "corpus.jsonl").is_file() or any(folder.glob("*/corpus.jsonl"))
+
+
 def find_or_download(name: str) -> Path:
     """Path of dataset ``name``: the first local candidate holding ``corpus.jsonl``, else downloaded."""
     if name not in KNOWN:
         raise HardnegError(f"data {name!r} is neither an existing path nor a known dataset name; "
                            f"known names: {', '.join(sorted(KNOWN))}")
     for place in local_candidates(name):
-        if (place / "corpus.jsonl").is_file():
+        if is_dataset(place):
             log.info("dataset %s: using %s", name, place.resolve())
             return place
     if name in LOCAL_ONLY:
@@ -98,7 +103,7 @@ def download_beir(name: str, dest_dir: str | Path | None = None, *, base_url: st
         md5 = BEIR_MD5.get(name)
     dest_dir = Path(dest_dir).expanduser() if dest_dir else cache_root()
     target = dest_dir / name
-    if (target / "corpus.jsonl").is_file():
+    if is_dataset(target):
         log.info("dataset %s already at %s", name, target)
         return target
     if target.exists():
@@ -204,9 +209,10 @@ def _extract(zip_path: Path, target: Path, name: str) -> None:
                 zf.extractall(tmp)
         except zipfile.BadZipFile as e:
             raise HardnegError(f"{zip_path} is not a valid zip ({e}); rerun to download it again") from None
-        found = [p.parent for p in tmp.rglob("corpus.jsonl")]
-        if len(found) != 1:
-            raise HardnegError(f"{name}.zip should hold one BEIR folder with corpus.jsonl; found {len(found)}")
-        os.replace(found[0], target)
+        tops = [p for p in tmp.iterdir() if p.name != "__MACOSX"]
+        root = tops[0] if len(tops) == 1 and tops[0].is_dir() else tmp  # "scifact/..." or flat
+        if not is_dataset(root):
+            raise HardnegError(f"{name}.zip holds no BEIR folder (no corpus.jsonl); check the URL")
+        os.replace(root, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

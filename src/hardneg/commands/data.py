@@ -14,8 +14,7 @@ def register(subparsers) -> None:
     d = sub.add_parser(
         "download", help="fetch a BEIR dataset zip by name (checksum verified, resumable)",
         description="Fetch {NAME}.zip from the BEIR server (or $HARDNEG_BEIR_URL), verify its published "
-        "md5, and unzip it to DIR/NAME. An interrupted download resumes where it stopped.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "md5, and unzip it to DIR/NAME. An interrupted download resumes where it stopped.")
     d.add_argument("name", metavar="NAME", help="BEIR dataset name, e.g. scifact, nfcorpus, fiqa")
     d.add_argument("--dir", default=None,
                    help="destination folder (default: $HARDNEG_CACHE/datasets or ~/.cache/hardneg/datasets)")
