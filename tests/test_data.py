@@ -166,6 +166,18 @@ def test_pairs_jsonl_ids_negatives_and_shared_texts(tmp_path):
     assert load_data(path).fingerprint() == data.fingerprint()  # stable across loads
 
 
+def test_pairs_repeated_query_merges_and_negative_that_is_positive_is_dropped(tmp_path):
+    path = _write_jsonl(tmp_path / "pairs.jsonl", [
+        {"query": "q", "pos": ["a"], "neg": ["b", "c"]},
+        {"query": "q", "pos": ["b"]},
+    ])
+    data = load_data(path)
+    qid = text_id("q", "q")
+    assert data.relevant(qid) == [text_id("p", "a"), text_id("p", "b")]
+    assert data.given_negatives == {qid: [text_id("p", "c")]}
+    assert len(data.warnings) == 2 and "1 given negatives are also positives" in data.warnings[1]
+
+
 def test_pairs_pos_as_string_is_an_error_naming_line(tmp_path):
     path = _write_jsonl(tmp_path / "pairs.jsonl", [
         {"query": "a", "pos": ["x"]},

@@ -91,7 +91,10 @@ class _PairsBuilder:
         if self.repeated_queries:
             warnings.append(f"{self.path}: {self.repeated_queries} rows repeat an earlier query; their "
                             "positives and negatives were merged")
-        negs = {q: list(dict.fromkeys(n)) for q, n in self.negs.items()}
+        negs = {q: [d for d in dict.fromkeys(n) if d not in self.qrels[q]] for q, n in self.negs.items()}
+        dropped = sum(len(set(n)) for n in self.negs.values()) - sum(map(len, negs.values()))
+        if dropped:
+            warnings.append(f"{self.path}: {dropped} given negatives are also positives of their query; dropped")
         corpus = Corpus(list(self.docs), [""] * len(self.docs), list(self.docs.values()))
         return log_warnings(RetrievalData(corpus, self.queries, self.qrels, split, str(self.path), warnings, negs))
 
