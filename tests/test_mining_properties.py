@@ -1,0 +1,90 @@
+"""Property tests (hypothesis): mining invariants on random score tables of every scale."""
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from hardneg.candidates import Candidates
+from hardneg.data import Corpus, RetrievalData
+from hardneg.mining import MineConfig, mine
+from hardneg.mining.filters import aggregate_positive
+from hardneg.search import id_order, rank
+
+
+class TableTeacher:
+    def __init__(self, table):
+        self.name, self.fingerprint, self.table = "t", "t-fp", table
+
+    def candidates(self, data, qids, depth):
+        rows = [int(q[1:]) for q in qids]
+        s = self.table[rows]
+        idx = rank(s, id_order(data.corpus.ids), depth)
+        pos = {q: {d: float(self.table[int(q[1:]), data.corpus.index[d]]) for d in data.relevant(q)} for q in qids}
+        return Candidates("t", "t-fp", list(qids), idx, np.take_along_axis(s, idx, 1), pos)
+
+
+@st.composite
+def problems(draw):
+    n = draw(st.integers(6, 14))
+    nq = draw(st.integers(1, 4))
+    scale = draw(st.sampled_from([1.0, 30.0, -5.0]))  # cosine, BM25-like, negative dot products
+    vals = draw(st.lists(st.integers(-20, 20), min_size=n * nq, max_size=n * nq))
+    table = (np.array(vals, dtype=np.float32).reshape(nq, n) / 20.0) * scale  # ties happen on purpose
+    qrels = {}
+    for q in range(nq):
+        pos = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3, unique=True))
+        qrels[f"q{q}"] = {f"d{i}": draw(st.integers(1, 2)) for i in pos}
+    cfg = MineConfig(method=draw(st.sampled_from(["naive", "shifted", "abs", "marginpos", "percpos"])),
+                     shift=draw(st.integers(0, 4)), max_score=float(draw(st.sampled_from([0.0, 0.5, 10.0]))),
+                     margin=draw(st.sampled_from([0.0, 0.05, 2.0])), perc=draw(st.sampled_from([0.5, 0.95, 1.0])),
+                     min_score=draw(st.sampled_from([None, -1.0])),
+                     positive_score=draw(st.sampled_from(["min", "mean", "max"])),
+                     num_negatives=draw(st.integers(1, 4)), select=draw(st.sampled_from(["top", "sampled", "top1-sampled"])),
+                     sample_from=draw(st.integers(4, 6)), sample_temperature=draw(st.sampled_from([0.1, 1.0, 30.0])),
+                     depth=draw(st.integers(1, n)), on_shortfall=draw(st.sampled_from(["keep", "drop", "deepen"])),
+                     seed=draw(st.integers(0, 3)), anchor_only=draw(st.booleans()))
+    corpus = Corpus([f"d{i}" for i in range(n)], [""] * n, ["x"] * n)
+    data = RetrievalData(corpus, {f"q{q}": "q" for q in range(nq)}, qrels, "train")
+    return data, table, cfg
+
+
+def _rule_holds(cfg, s, p, rank_among_nonpos):
+    ok = {"naive": True, "shifted": rank_among_nonpos >= cfg.shift, "abs": s < cfg.max_score,
+          "marginpos": s < p - cfg.margin, "percpos": s < p - abs(p) * (1 - cfg.perc)}[cfg.method]
+    return ok and (cfg.min_score is None or s >= cfg.min_score)
+
+
+@settings(max_examples=150, deadline=None)
+@given(problems())
+def test_mining_invariants(problem):
+    data, table, cfg = problem
+    res = mine(data, [TableTeacher(table)], cfg)
+    index = data.corpus.index
+    for row in res.rows:
+        known = data.relevant(row.qid)[:1] if cfg.anchor_only else data.relevant(row.qid)
+        q = int(row.qid[1:])
+        assert not set(known) & set(row.neg_ids)                      # no positive is a negative
+        assert len(row.neg_ids) <= cfg.num_negatives
+        assert len(set(row.neg_ids)) == len(row.neg_ids)              # picks are distinct
+        if cfg.on_shortfall == "drop":
+            assert len(row.neg_ids) == cfg.num_negatives
+        p = aggregate_positive([float(table[q, index[d]]) for d in known], cfg.positive_score)
+        order = rank(table[q:q + 1], id_order(data.corpus.ids), len(index))[0]
+        nonpos = [data.corpus.ids[j] for j in order if data.corpus.ids[j] not in known]
+        for d, s in zip(row.neg_ids, row.neg_scores):
+            assert s == table[q, index[d]]
+            assert _rule_holds(cfg, s, p, nonpos.index(d)), (d, s, p)
+        if cfg.select == "top":
+            assert row.neg_scores == sorted(row.neg_scores, reverse=True)
+    again = mine(data, [TableTeacher(table)], cfg)
+    assert again.rows == res.rows                                     # deterministic per seed
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems())
+def test_rows_do_not_depend_on_other_queries(problem):
+    data, table, cfg = problem
+    full = {(r.qid, r.pos_id): r for r in mine(data, [TableTeacher(table)], cfg).rows}
+    first = next(iter(data.qrels))
+    alone = RetrievalData(data.corpus, data.queries, {first: data.qrels[first]}, "train")
+    for r in mine(alone, [TableTeacher(table)], cfg).rows:
+        assert full.get((r.qid, r.pos_id), r) == r
