@@ -54,7 +54,10 @@ def evaluate(encoder, data, *, k: int = 100, cache_dir=None, progress: bool = Tr
 
     Queries: every query of the split with judged rows (MTEB's rule, see ``metrics``); passages:
     the whole corpus. ``k`` is the retrieval depth and must cover the largest metric cut-off.
-    Query ids equal to a corpus id are excluded in the search itself when ``ignore_identical_ids``.
+    Query ids equal to a corpus id are excluded in the search itself when ``ignore_identical_ids``
+    (same top-``k`` as MTEB dropping them from its deeper top-1000). One known difference: a group of
+    exactly tied scores straddling rank ``k`` is cut by our rank rule (id ascending) where MTEB's
+    deeper run lets pytrec_eval order it (id descending); only metrics at cut-off ``k`` can notice.
     """
     from hardneg.encode import encode_cached
     from hardneg.search import id_order, topk
