@@ -223,7 +223,7 @@ def plot_score_hist(cells: Sequence[Mapping], path: Path) -> Path | None:
     seen: dict[tuple, Mapping] = {}
     for c in cells:
         m = c.get("mining") or {}
-        if c["kind"] in ("method", "random") and m.get("neg_scores"):
+        if c["kind"] == "method" and m.get("neg_scores"):
             seen.setdefault((c["row"], c.get("teacher")), c)
     if not seen:
         return None

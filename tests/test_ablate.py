@@ -1,0 +1,161 @@
+"""The ablation grid: config parsing, cell planning, end to end on tiny data, resume, report files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hardneg.ablate import plan_cells, run_ablation
+from hardneg.ablate_config import AblationConfig, TrainSettings, load_config, method_settings
+from hardneg.ablate_stages import Stages, subset_queries
+from hardneg.cli import main
+from hardneg.errors import DataError, HardnegError
+
+
+def test_method_settings():
+    assert method_settings("percpos:0.95") == {"method": "percpos", "perc": 0.95}
+    assert method_settings("abs:0.7") == {"method": "abs", "max_score": 0.7}
+    for bad in ("topk", "percpos", "naive:3", "shifted:x"):
+        with pytest.raises(HardnegError):
+            method_settings(bad)
+
+
+@pytest.mark.parametrize("name", ["quick", "scifact", "teachers"])
+def test_builtin_recipes_load(name):
+    cfg = load_config(name)
+    assert cfg.data == "scifact" and cfg.student == "minilm" and "naive" in cfg.methods or name == "teachers"
+    assert cfg.eval_backend == "onnx-int8"
+
+
+def test_quick_and_full_recipes_have_the_promised_grid():
+    quick, full = load_config("quick"), load_config("scifact")
+    assert quick.methods == ("naive", "percpos:0.95") and quick.seeds == (0,) and quick.references == ("base",)
+    assert len(plan_cells(quick)) == 3
+    assert full.methods == ("naive", "shifted:10", "abs:0.7", "marginpos:0.05", "percpos:0.95")
+    assert len(full.seeds) == 2 and full.fn_probe_data == "msmarco-nano"
+    kinds = [c.kind for c in plan_cells(full)]
+    assert kinds.count("base") == 1 and kinds.count("method") == 10 and kinds.count("fn_probe") == 5
+    assert kinds.count("random") == kinds.count("inbatch") == 2
+
+
+def test_config_errors_name_file_and_line(tmp_path):
+    p = tmp_path / "a.toml"
+    p.write_text('[ablation]\ndata = "x"\nmethodz = ["naive"]\n')
+    with pytest.raises(DataError, match=r"a\.toml:3: unknown key 'methodz'.*methods"):
+        load_config(p)
+    p.write_text('[ablation]\nmethods = ["topk"]\n')
+    with pytest.raises(HardnegError, match="unknown mining method 'topk'"):
+        load_config(p)
+    p.write_text('[trian]\nepochs = 1\n')
+    with pytest.raises(DataError, match=r":1: unknown section \[trian\]"):
+        load_config(p)
+    with pytest.raises(HardnegError, match="neither a file nor a built-in recipe"):
+        load_config("nope")
+
+
+def test_overrides_and_cell_ids():
+    cfg = load_config("quick", seeds=(0, 1), train={"epochs": 2.0, "lr": None})
+    assert cfg.seeds == (0, 1) and cfg.train.epochs == 2.0 and cfg.train.lr == 2e-5
+    a, b = plan_cells(cfg), plan_cells(cfg)
+    assert [c.id for c in a] == [c.id for c in b] and len({c.id for c in a}) == len(a) == 5
+    other = plan_cells(load_config("quick", seeds=(0, 1), train={"epochs": 3.0}))
+    # the untrained base does not depend on training settings; every trained cell does
+    assert a[0].id == other[0].id and not {c.id for c in a[1:]} & {c.id for c in other[1:]}
+    assert plan_cells(cfg, data_fp="x")[0].id != a[0].id
+
+
+def test_subset_queries_is_seeded_and_sized(tiny_beir):
+    from hardneg.data import load_beir
+
+    d = load_beir(tiny_beir, "train")
+    s1, s2 = subset_queries(d, 2), subset_queries(d, 2)
+    assert list(s1.qrels) == list(s2.qrels) and len(s1.qrels) == 2
+    assert subset_queries(d, None) is d
+
+
+def _tiny_config(tiny_beir: Path, tiny_model: Path, tmp_path: Path, **kw) -> AblationConfig:
+    args = dict(data=str(tiny_beir), student=str(tiny_model), teachers=(str(tiny_model),),
+                methods=("naive", "percpos:0.95"), references=("base", "random", "inbatch"), seeds=(0,),
+                num_negatives=1, depth=5, fn_probe_data=str(tiny_beir), fn_probe_split="test",
+                train=TrainSettings(epochs=1, batch_size=2, query_max_length=16, passage_max_length=32),
+                cache_dir=str(tmp_path / "cache"))
+    args.update(kw)
+    return AblationConfig(**args)
+
+
+class CountingStages(Stages):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.calls = {"mine": 0, "train": 0, "evaluate": 0, "probe": 0}
+
+    def mine(self, *a, **kw):
+        self.calls["mine"] += 1
+        return super().mine(*a, **kw)
+
+    def train(self, *a, **kw):
+        self.calls["train"] += 1
+        return super().train(*a, **kw)
+
+    def evaluate(self, *a, **kw):
+        self.calls["evaluate"] += 1
+        return super().evaluate(*a, **kw)
+
+    def probe(self, *a, **kw):
+        self.calls["probe"] += 1
+        return super().probe(*a, **kw)
+
+
+def test_grid_end_to_end_then_resume(tiny_beir, tiny_model, tmp_path):
+    cfg = _tiny_config(tiny_beir, tiny_model, tmp_path)
+    out = tmp_path / "run"
+    st = CountingStages(cfg, out, progress=False)
+    res = run_ablation(cfg, out, stages=st, progress=False)
+    # base + random + inbatch + 2 methods evaluated; 4 trained; 3 mined; 2 probes
+    assert st.calls == {"mine": 3, "train": 4, "evaluate": 5, "probe": 2}
+    cells = {(c["kind"], c["row"]): c for c in res["cells"]}
+    assert len(res["cells"]) == 7
+    for key in [("base", "base"), ("random", "naive"), ("inbatch", "inbatch"), ("method", "percpos:0.95")]:
+        assert 0.0 <= cells[key]["metrics"]["ndcg@10"] <= 1.0 and set(cells[key]["per_query"]["ndcg@10"]) == {"q1", "q2", "q3"}
+    naive = cells[("method", "naive")]
+    assert naive["mining"]["summary"]["rows"] == 4 and naive["mining"]["summary"]["mean_negatives"] == 1.0
+    probe = cells[("fn_probe", "naive")]
+    # test qrels: q1 has positives d1 (anchor) and d4 (hidden); q2, q3 have one positive each
+    assert probe["fn"]["queries"] == 3 and probe["fn"]["negatives"] == 3
+    assert probe["fn"]["false_negatives"] in (0, 1)
+    assert not list((out / "work").rglob("model.safetensors"))  # trained models removed after evaluation
+    report = (out / "report.md").read_text()
+    assert "| base (untrained) |" in report and "| in-batch only |" in report and "| random negatives |" in report
+    assert {Path(p).name for p in res["plots"]} >= {"methods.png", "score_hist.png", "fn_rate.png"}
+    assert json.loads((out / "results.json").read_text())["cells"][0]["kind"] == "base"
+    assert (out / "results.json.meta.json").is_file()
+
+    again = CountingStages(cfg, out, progress=False)
+    res2 = run_ablation(cfg, out, stages=again, progress=False, plots=False)
+    assert again.calls == {"mine": 0, "train": 0, "evaluate": 0, "probe": 0}
+    assert res2["cells"] == json.loads(json.dumps(res["cells"]))
+
+    for kind in ("base", "fn_probe"):  # as if the run had died before finishing these cells
+        lost = next(c for c in res["cells"] if c["kind"] == kind)
+        (out / "cells" / f"{lost['id']}.json").unlink()
+    third = CountingStages(cfg, out, progress=False)
+    res3 = run_ablation(cfg, out, stages=third, progress=False, plots=False)
+    assert third.calls == {"mine": 0, "train": 0, "evaluate": 1, "probe": 1}
+    assert res3["cells"] == res2["cells"]  # recomputed cells are deterministic
+
+
+def test_cli_dry_run_and_report_only(tiny_beir, tiny_model, tmp_path, capsys):
+    p = tmp_path / "grid.toml"
+    p.write_text(f'[ablation]\ndata = "{tiny_beir}"\nstudent = "{tiny_model}"\nteachers = ["{tiny_model}"]\n'
+                 f'methods = ["naive"]\nreferences = ["base"]\nnum_negatives = 1\ndepth = 5\n'
+                 f'cache_dir = "{tmp_path / "cache"}"\n[train]\nbatch_size = 2\npassage_max_length = 32\n')
+    out = tmp_path / "run"
+    assert main(["ablate", "--config", str(p), "--output", str(out), "--dry-run"]) == 0
+    assert "0/2 cells done" in capsys.readouterr().out
+    assert main(["ablate", "--config", str(p), "--output", str(out), "--quiet", "--no-plots"]) == 0
+    printed = capsys.readouterr().out
+    assert "| base (untrained) |" in printed and "report:" in printed
+    assert main(["ablate", "--config", str(p), "--output", str(out), "--dry-run"]) == 0
+    assert "2/2 cells done" in capsys.readouterr().out
+    assert main(["ablate", "--output", str(tmp_path / "none"), "--report-only"]) == 2
