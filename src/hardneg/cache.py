@@ -136,7 +136,8 @@ def _fill_missing(encode, texts, parts, starts, chunk_size, chunk_path, todo, pr
     """Encode the chunks that are None in ``parts``, saving each one as soon as it is done."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=todo, desc=f"encode {unit}s", unit=unit, disable=not progress or todo == 0, smoothing=0.1)
+    desc = f"encode {'queries' if unit == 'query' else unit + 's'}"
+    bar = tqdm(total=todo, desc=desc, unit=unit, disable=not progress or todo == 0, smoothing=0.1)
     try:
         for i, s in enumerate(starts):
             if parts[i] is not None:

@@ -21,7 +21,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from hardneg.cache import cache_root, cached_encode, entry_dir, hash_files
+from hardneg.cache import CHUNK_SIZE, cache_root, cached_encode, entry_dir, hash_files
 from hardneg.errors import HardnegError
 
 log = logging.getLogger(__name__)
@@ -257,11 +257,12 @@ def load_encoder(spec: str, *, backend: str = "torch", max_length: int | None = 
 
 
 def encode_cached(encoder: Encoder, texts: Sequence[str], *, kind: str, cache_dir: str | Path | None = None,
-                  progress: bool = True) -> np.ndarray:
+                  progress: bool = True, chunk_size: int = CHUNK_SIZE) -> np.ndarray:
     """Encode ``texts`` as queries (kind='query') or passages (kind='passage'), through the disk cache.
 
     The entry is keyed by ``encoder.fingerprint``, ``kind`` and the texts; a second call with the
-    same inputs only reads one .npy file, an interrupted one resumes at the first missing chunk.
+    same inputs only reads one .npy file, an interrupted one resumes at the first missing chunk
+    (chunks of ``chunk_size`` texts are saved as they finish).
     """
     if kind not in ("query", "passage"):
         raise ValueError(f"kind must be 'query' or 'passage', got {kind!r}")
@@ -275,7 +276,8 @@ def encode_cached(encoder: Encoder, texts: Sequence[str], *, kind: str, cache_di
         on_batch = lambda cb: setattr(encoder, "progress_callback", cb)  # noqa: E731
     info = {"encoder": getattr(encoder, "name", type(encoder).__name__), "fingerprint": encoder.fingerprint,
             "kind": kind}
-    return cached_encode(fn, texts, entry, info=info, progress=progress, on_batch=on_batch)
+    return cached_encode(fn, texts, entry, info=info, progress=progress, on_batch=on_batch,
+                         chunk_size=chunk_size)
 
 
 __all__ = ["Encoder", "BatchEncoder", "load_encoder", "resolve_model", "encode_cached", "cache_root",

