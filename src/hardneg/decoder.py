@@ -92,24 +92,36 @@ def build_decoder_embedder(model_path: str, *, max_length: int | None = None, dt
 
 
 def add_lora(model: Any, settings: LoraSettings) -> None:
-    """Inject a trainable LoRA adapter; everything else is frozen."""
+    """Inject a trainable LoRA adapter (peft) into the backbone; everything else is frozen.
+
+    Uses ``peft.inject_adapter_in_model`` directly: transformers 5's own PEFT integration
+    (``model.add_adapter``) needs peft >= 0.22, which this environment does not have.
+    """
     try:
-        from peft import LoraConfig, TaskType
+        from peft import LoraConfig, inject_adapter_in_model
     except ImportError:
         raise HardnegError("LoRA needs the package 'peft': pip install peft") from None
-    names = {n.rsplit(".", 1)[-1] for n, _ in model[0].auto_model.named_modules()}
-    missing = [t for t in settings.target_modules if t not in names]
-    if len(missing) == len(settings.target_modules):
-        raise HardnegError(f"none of the LoRA target modules {list(settings.target_modules)} exist in the model",
-                           )
+    auto = model[0].auto_model
+    names = {n.rsplit(".", 1)[-1] for n, _ in auto.named_modules()}
     targets = [t for t in settings.target_modules if t in names]
-    cfg = LoraConfig(task_type=TaskType.FEATURE_EXTRACTION, r=settings.r, lora_alpha=settings.alpha,
-                     lora_dropout=settings.dropout, target_modules=targets)
-    model.add_adapter(cfg)
+    if not targets:
+        raise HardnegError(f"none of the LoRA target modules {list(settings.target_modules)} exist in the model; "
+                           f"pass --lora-targets from its layer names (e.g. query,value for BERT)")
+    cfg = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=targets)
+    inject_adapter_in_model(cfg, auto)
+    for name, p in model.named_parameters():
+        p.requires_grad_("lora_" in name)
+    auto._hardneg_lora_config = cfg
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     log.info("LoRA r=%d alpha=%d on %s: %d / %d parameters trainable", settings.r, settings.alpha,
              targets, trainable, total)
+
+
+def has_lora(model: Any) -> bool:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return any(isinstance(m, BaseTunerLayer) for m in model[0].auto_model.modules())
 
 
 def merge_lora(model: Any) -> None:
@@ -127,9 +139,30 @@ def merge_lora(model: Any) -> None:
         parent_name, _, child = name.rpartition(".")
         parent = auto.get_submodule(parent_name) if parent_name else auto
         setattr(parent, child, module.get_base_layer())
-    for attr in ("peft_config",):
-        if hasattr(auto, attr):
-            delattr(auto, attr)
-    auto._hf_peft_config_loaded = False
+    if hasattr(auto, "_hardneg_lora_config"):
+        del auto._hardneg_lora_config
     for p in auto.parameters():
         p.requires_grad_(True)
+
+
+def save_adapter_only(model: Any, out: str, base_path: str) -> None:
+    """Replace the full weights ``model.save`` wrote in ``out`` by a standard peft adapter
+    (``adapter_config.json`` + ``adapter_model.safetensors``, base = ``base_path``).
+
+    ``SentenceTransformer(out)`` then loads base + adapter through transformers' PEFT integration
+    (transformers 5 needs peft >= 0.22 for that); ``peft.PeftModel.from_pretrained`` loads it too.
+    """
+    from pathlib import Path
+
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    auto = model[0].auto_model
+    cfg = auto._hardneg_lora_config
+    cfg.base_model_name_or_path = str(base_path)
+    state = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(auto).items()}
+    outp = Path(out)
+    for f in outp.glob("model*.safetensors*"):
+        f.unlink()
+    save_file(state, str(outp / "adapter_model.safetensors"))
+    cfg.save_pretrained(str(outp))

@@ -283,8 +283,6 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
 
     ``callbacks``: extra ``transformers.TrainerCallback`` objects (tests use one to stop early).
     """
-    from sentence_transformers import SentenceTransformerTrainer
-
     from hardneg.losses import build_loss
 
     t0 = time.time()
@@ -305,7 +303,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
     model = load_student(config)
     loss = build_loss(model, temperature=config.temperature, in_batch_negatives=config.in_batch_negatives,
                       mini_batch_size=config.mini_batch_size, num_negatives=config.num_negatives)
-    trainer = SentenceTransformerTrainer(model=model, args=training_args(config, ckpt_dir),
+    trainer = _trainer_class(model)(model=model, args=training_args(config, ckpt_dir),
                                          train_dataset=dataset, loss=loss,
                                          callbacks=[_loss_logger(), *(callbacks or [])])
     t_load = time.time() - t0
@@ -331,18 +329,46 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
 def _save_final(model: Any, config: TrainConfig, out: Path) -> None:
     """Save into a hidden sibling folder, then move the files into ``out`` (no half-written model)."""
     from hardneg import decoder
+    from hardneg.encode import resolve_model
 
-    if config.lora_merge and getattr(model[0].auto_model, "_hf_peft_config_loaded", False):
+    lora = decoder.has_lora(model)
+    if lora and config.lora_merge:
         decoder.merge_lora(model)
     tmp = out / ".final.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save(str(tmp))
+    if lora and not config.lora_merge:
+        decoder.save_adapter_only(model, str(tmp), resolve_model(config.model))
     for item in tmp.iterdir():
         dest = out / item.name
         if dest.is_dir():
             shutil.rmtree(dest)
         os.replace(item, dest)
     tmp.rmdir()
+
+
+def _trainer_class(model: Any) -> type:
+    """sentence-transformers' trainer; with LoRA, resuming loads the checkpoint's weights (LoRA
+    included) straight into the live model instead of rebuilding a model from the checkpoint."""
+    from sentence_transformers import SentenceTransformerTrainer
+
+    from hardneg import decoder
+
+    if not decoder.has_lora(model):
+        return SentenceTransformerTrainer
+
+    class LoraTrainer(SentenceTransformerTrainer):
+        def _load_from_checkpoint(self, checkpoint_path, model=None):
+            from safetensors.torch import load_file
+
+            auto = self.model[0].auto_model
+            missing, unexpected = auto.load_state_dict(load_file(str(Path(checkpoint_path) / "model.safetensors")),
+                                                       strict=False)
+            if unexpected or any("lora_" in m for m in missing):
+                raise HardnegError(f"checkpoint {checkpoint_path} does not match the LoRA model "
+                                   "(different --lora-* settings?): start a new --output")
+
+    return LoraTrainer
 
 
 def is_finished(output: str | Path) -> bool:
