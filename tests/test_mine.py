@@ -179,3 +179,33 @@ def test_cli_errors(tiny_beir, tmp_path, capsys):
     assert "smaller than the corpus" in capsys.readouterr().err
     assert main(base + ["--teacher", str(tmp_path / "no-such-model")]) == 2
     assert main(base + ["--teacher", "bm25", "--perc", "2"]) == 2
+
+
+@pytest.mark.slow
+def test_scifact_train_bm25_real_data(tmp_path):
+    import conftest
+
+    root = conftest.SHARED_DATA / "scifact"
+    if not root.is_dir():
+        pytest.skip(f"shared data not found at {root}")
+    from hardneg.data import load_beir
+    from hardneg.teachers import load_teacher
+
+    data = load_beir(root, "train")
+    cfg = MineConfig()
+    t = load_teacher("bm25", cache_dir=tmp_path / "cache")
+    res = mine(data, [t], cfg)
+    assert len(res.rows) == sum(len(data.relevant(q)) for q in data.query_ids()) == 919
+    p_min: dict[str, float] = {}
+    for r in res.rows:  # the threshold uses the query's lowest positive score
+        p_min[r.qid] = min(p_min.get(r.qid, np.inf), r.pos_score)
+    for r in res.rows:
+        assert not set(data.relevant(r.qid)) & set(r.neg_ids)
+        assert all(s < p_min[r.qid] - abs(p_min[r.qid]) * 0.05 + 1e-5 for s in r.neg_scores)
+    # BM25 gives some positives a score of 0 (no shared term): percpos then keeps nothing, and says so
+    assert res.stats["shortfall"]["rows_short_in_output"] == res.stats["negatives_per_row"].get("0", 0) + sum(
+        c for k, c in res.stats["negatives_per_row"].items() if 0 < int(k) < 4)
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    write_negatives(a, res, cfg)
+    write_negatives(b, mine(data, [t], cfg), cfg)
+    assert a.read_bytes() == b.read_bytes()
