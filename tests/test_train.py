@@ -1,0 +1,176 @@
+"""Training end to end on the tiny model: data -> columns, CLI, resume, recipes, decoder + LoRA."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hardneg.cli import main
+from hardneg.errors import DataError, HardnegError
+from hardneg.train import Source, TrainConfig, build_examples, column_settings, is_finished, train
+
+ROWS = [("q1", "d1", ["d3", "d5", "d2"]), ("q1", "d4", ["d3", "d6", "d2"]),
+        ("q2", "d2", ["d6", "d1", "d3"]), ("q3", "d5", ["d3", "d4", "d2"])]
+
+
+def write_negatives(path: Path, rows=ROWS) -> Path:
+    with open(path, "w") as f:
+        for q, p, n in rows:
+            f.write(json.dumps({"qid": q, "pos_id": p, "pos_score": 0.9, "neg_ids": n,
+                                "neg_scores": [0.5] * len(n), "neg_teachers": ["t"] * len(n)}) + "\n")
+    return path
+
+
+@pytest.fixture
+def negs(tmp_path):
+    return write_negatives(tmp_path / "neg.jsonl")
+
+
+def _weights(path: Path) -> dict:
+    from safetensors.numpy import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_build_examples_texts_in_mined_order(tiny_beir, negs):
+    cols, stats = build_examples(Source(str(tiny_beir), str(negs)), num_negatives=2)
+    assert list(cols) == ["anchor", "positive", "negative_1", "negative_2"]
+    assert cols["anchor"][2] == "where do dogs come from"
+    assert cols["positive"][2].startswith("Dogs Dogs are loyal")
+    assert cols["negative_1"][2].startswith("Wolves") and cols["negative_2"][2].startswith("Cats")
+    assert stats["examples"] == 4 and stats["short_rows_dropped"] == 0
+
+
+def test_short_rows_are_dropped_and_counted_or_refused(tiny_beir, tmp_path):
+    path = write_negatives(tmp_path / "short.jsonl", ROWS[:3] + [("q3", "d5", ["d3"])])
+    cols, stats = build_examples(Source(str(tiny_beir), str(path)), num_negatives=2)
+    assert stats["short_rows_dropped"] == 1 and len(cols["anchor"]) == 3
+    with pytest.raises(DataError, match="short.jsonl:4"):
+        build_examples(Source(str(tiny_beir), str(path)), num_negatives=2, short_rows="error")
+
+
+def test_unknown_ids_name_the_line(tiny_beir, tmp_path):
+    path = write_negatives(tmp_path / "bad.jsonl", ROWS[:1] + [("q2", "d2", ["nope"])])
+    with pytest.raises(DataError, match=r"bad.jsonl:2: document 'nope'"):
+        build_examples(Source(str(tiny_beir), str(path)), num_negatives=1)
+
+
+def test_config_validation():
+    src = (Source("d", "n"),)
+    with pytest.raises(HardnegError, match="in-batch"):
+        TrainConfig("m", src, "o", num_negatives=0, in_batch_negatives=False)
+    with pytest.raises(HardnegError):
+        TrainConfig("m", src, "o", temperature=0)
+    prompts, routes = column_settings(TrainConfig("m", src, "o", num_negatives=2, passage_prefix="p: "))
+    assert prompts == {"positive": "p: ", "negative_1": "p: ", "negative_2": "p: "}
+    assert routes["anchor"] == "query" and routes["negative_2"] == "document"
+
+
+def test_cli_train_writes_loadable_model_and_meta(tiny_model, tiny_beir, negs, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    out = tmp_path / "ft"
+    rc = main(["train", "--model", str(tiny_model), "--data", str(tiny_beir), "--negatives", str(negs),
+               "--output", str(out), "--num-negatives", "2", "--batch-size", "2", "--lr", "1e-3",
+               "--query-prefix", "moon star ", "--query-max-length", "8", "--passage-max-length", "12",
+               "--no-in-batch-negatives", "--mini-batch-size", "1", "--save-steps", "100"])
+    assert rc == 0 and is_finished(out)
+    meta = json.loads((out / "hardneg_train.meta.json").read_text())
+    assert meta["steps"] == 2 and meta["examples"] == 4 and meta["final_loss"] is not None
+    assert meta["data"][0]["negatives_sha256"] and meta["base_model_fingerprint"]
+    model = SentenceTransformer(str(out))
+    assert model.prompts["query"] == "moon star " and model[1].include_prompt is False
+    assert (model[0].query_length, model[0].document_length) == (8, 12)
+    before, after = _weights(Path(tiny_model)), _weights(out)
+    assert any(not np.allclose(before[k], after[k]) for k in before)
+    # a second run into the same folder is refused, not silently overwritten
+    assert main(["train", "--model", str(tiny_model), "--data", str(tiny_beir), "--negatives", str(negs),
+                 "--output", str(out)]) == 2
+
+
+def test_resume_after_interruption_reproduces_uninterrupted_weights(tiny_model, tiny_beir, negs, tmp_path):
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def __init__(self, step):
+            self.step = step
+
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step >= self.step:
+                control.should_training_stop = True
+
+    def cfg(out, **kw):
+        return TrainConfig(str(tiny_model), (Source(str(tiny_beir), str(negs)),), str(out), num_negatives=1,
+                           batch_size=2, epochs=2, save_steps=1, lr=1e-3, warmup=0, **kw)
+
+    full = train(cfg(tmp_path / "full"))
+    part = train(cfg(tmp_path / "part"), callbacks=[StopAt(2)])  # "killed" after 2 of 4 steps
+    assert not is_finished(part) and (part / "checkpoints" / "checkpoint-2").is_dir()
+    with pytest.raises(HardnegError, match="--resume"):
+        train(cfg(tmp_path / "part"))
+    resumed = train(cfg(tmp_path / "part", resume=True))
+    meta = json.loads((resumed / "hardneg_train.meta.json").read_text())
+    assert meta["resumed_from"] == "checkpoint-2" and meta["steps"] == 4
+    a, b = _weights(full), _weights(resumed)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], atol=1e-6, rtol=0)
+
+
+def test_two_stage_recipe_second_stage_starts_from_first(tiny_model, tiny_beir, negs, tmp_path, monkeypatch):
+    from hardneg.recipes import load_recipe, run_recipe
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f"""
+model = "{tiny_model}"
+output = "{tmp_path / 'runs'}"
+[defaults]
+batch_size = 2
+lr = 1e-3
+sources = [{{ data = "{tiny_beir}", negatives = "{negs}" }}]
+[[stage]]
+name = "a"
+num_negatives = 1
+[[stage]]
+name = "b"
+num_negatives = 2
+in_batch_negatives = false
+max_steps = 1
+""")
+    _, stages = load_recipe(recipe)
+    assert stages[1].model == stages[0].output and stages[1].num_negatives == 2
+    out = run_recipe(recipe)
+    assert out == Path(stages[1].output) and is_finished(out)
+    meta = json.loads((out / "hardneg_train.meta.json").read_text())
+    assert meta["steps"] == 1 and meta["config"]["model"] == stages[0].output
+    assert run_recipe(recipe, resume=True) == out  # both finished: nothing retrained
+    bad = tmp_path / "bad.toml"
+    bad.write_text(recipe.read_text().replace("num_negatives = 1", "num_negatve = 1"))
+    with pytest.raises(DataError, match="unknown key"):
+        load_recipe(bad)
+
+
+def test_packaged_recipes_parse():
+    from hardneg.recipes import load_recipe, packaged
+
+    assert {"cpu-small", "nv-retriever-v1"} <= set(packaged())
+    _, nv = load_recipe("nv-retriever-v1")
+    assert [s.num_negatives for s in nv] == [1, 5] and nv[0].in_batch_negatives
+    assert (nv[0].lora_r, nv[0].lora_alpha, nv[0].lr, nv[0].warmup) == (16, 32, 1e-5, 100)
+    assert (nv[0].query_max_length, nv[0].passage_max_length) == (192, 512)
+
+
+def test_decoder_with_lora_trains_end_to_end(tiny_beir, negs, tmp_path):
+    from sentence_transformers import SentenceTransformer
+    from test_decoder import build_tiny_decoder
+
+    base = build_tiny_decoder(tmp_path / "llama")
+    out = train(TrainConfig(str(base), (Source(str(tiny_beir), str(negs)),), str(tmp_path / "ft"),
+                            num_negatives=1, batch_size=2, max_steps=2, lr=1e-2, lora_r=4, lora_alpha=8,
+                            query_prefix="instruct : "))
+    model = SentenceTransformer(str(out))
+    assert not (out / "adapter_config.json").exists()  # merged
+    assert model[0].auto_model.config.is_causal is False
+    assert model.encode_query(["what is a cat"]).shape == (1, 32)
