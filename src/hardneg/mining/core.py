@@ -119,31 +119,39 @@ def _filter(cand: Candidates, data, known: dict[str, list[str]], config: MineCon
     return alive, removed, pos
 
 
+def _queues(survivors, config: MineConfig, qid: str, pos_id: str) -> list[Queue]:
+    """Each teacher's survivors in its selection order (sampled ones seeded per row and teacher)."""
+    queues = []
+    for t, (docs, sc) in enumerate(survivors):
+        rng = None if config.select == "top" else row_rng(config.seed, qid, pos_id, "select", t)
+        order = selection_order(config.select, sc, rng, sample_from=config.sample_from,
+                                temperature=config.sample_temperature)
+        queues.append(Queue(docs[order], sc[order]))
+    return queues
+
+
 def _mine_queries(cands: list[Candidates], data, qids: list[str], known: dict[str, list[str]],
                   config: MineConfig) -> dict[str, _QueryOut]:
     """Filter every teacher's pool, then select and combine negatives row by row."""
+    from tqdm.auto import tqdm
+
     filtered = [_filter(c, data, known, config) for c in cands]
-    ids = data.corpus.ids
-    names = [c.teacher for c in cands]
+    ids, names = data.corpus.ids, [c.teacher for c in cands]
+    cross = len(cands) > 1 and config.ensemble == "cross-sample"
     out: dict[str, _QueryOut] = {}
-    for r, qid in enumerate(qids):
+    for r, qid in enumerate(tqdm(qids, desc="mine", unit="q", disable=len(qids) < 5000, leave=False)):
         removed: Counter = Counter()
         for _, rem, _ in filtered:
             removed.update({k: int(v[r]) for k, v in rem.items()})
-        seen = sum(int((c.doc_idx[r] >= 0).sum()) for c in cands)
-        qo = _QueryOut([], [], removed, seen)
+        qo = _QueryOut([], [], removed, sum(int((c.doc_idx[r] >= 0).sum()) for c in cands))
         survivors = [(c.doc_idx[r][al[r]], c.scores[r][al[r]]) for c, (al, _, _) in zip(cands, filtered)]
+        shared = _queues(survivors, config, qid, "") if config.select == "top" else None
         for pos_id in known[qid]:
-            queues = []
-            for t, (docs, sc) in enumerate(survivors):
-                rng = None if config.select == "top" else row_rng(config.seed, qid, pos_id, "select", t)
-                order = selection_order(config.select, sc, rng, sample_from=config.sample_from,
-                                        temperature=config.sample_temperature)
-                queues.append(Queue(docs[order], sc[order]))
-            picks = combine(queues, config.num_negatives, config.ensemble,
-                            row_rng(config.seed, qid, pos_id, "ensemble"))
+            queues = shared if shared is not None else _queues(survivors, config, qid, pos_id)
+            rng = row_rng(config.seed, qid, pos_id, "ensemble") if cross else None
+            picks = combine(queues, config.num_negatives, config.ensemble, rng)
             tpos = [f[2][r].get(pos_id) for f in filtered]
-            lead = picks[0].teacher if picks and config.ensemble == "cross-sample" else 0
+            lead = picks[0].teacher if picks and cross else 0
             qo.rows.append(NegRow(qid, pos_id, tpos[lead], [ids[k.doc] for k in picks],
                                   [k.score for k in picks], [names[k.teacher] for k in picks]))
             qo.diffs.append([k.score - tpos[k.teacher] for k in picks if tpos[k.teacher] is not None])
