@@ -97,6 +97,22 @@ def test_deepen_stops_at_corpus_size_and_keeps_rows():
     assert res.stats["shortfall"]["rows_short_in_output"] == 3
 
 
+def test_deepen_with_precomputed_candidates_keeps_short_rows(caplog):
+    cand = teacher().candidates(make_data(), ["qa", "qb"], 4)
+    res = mine(make_data(), [cand], MineConfig(num_negatives=3, method="shifted", shift=2, on_shortfall="deepen"))
+    assert [len(r.neg_ids) for r in res.rows] == [0, 0, 1]
+    assert res.stats["shortfall"]["rows_short_in_output"] == 3
+    assert "cannot be re-searched" in caplog.text
+
+
+def test_neg_minus_pos_uses_each_negatives_own_teacher():
+    other = FakeTeacher(["qa", "qb"], [[10 * x for x in row] for row in TABLE], name="x10")
+    res = mine(make_data(), [teacher(), other], MineConfig(num_negatives=2, ensemble="intra-nodedup"))
+    # qa/d0: fake picks d4 (0.66 - 0.9), x10 picks d4 (6.6 - 9.0)
+    assert res.rows[0].neg_teachers == ["fake", "x10"]
+    assert res.values["neg_minus_pos"][:2] == pytest.approx([0.66 - 0.9, 6.6 - 9.0], abs=1e-5)
+
+
 def test_stats_counts_and_summaries():
     res = mine(make_data(), [teacher()], MineConfig(num_negatives=3))
     st = res.stats
