@@ -104,9 +104,9 @@ def model_files(path: str | Path) -> list[Path]:
         if not p.is_file() or p.name in SKIP_FILES or any(d in SKIP_DIRS or d.startswith("checkpoint-")
                                                           for d in rel[:-1]):
             continue
-        if p.suffix in WEIGHT_SUFFIXES or p.suffix in (".json", ".txt") and p.name != "README.txt":
+        if p.suffix in WEIGHT_SUFFIXES or p.suffix in (".json", ".txt"):
             out.append(p)
-    if not any(p.suffix in WEIGHT_SUFFIXES for p in out):
+    if not any(p.suffix in WEIGHT_SUFFIXES - {".model"} for p in out):
         raise HardnegError(f"no weight files (*.safetensors, *.bin, *.onnx) under {root}: is this a model folder?")
     return out
 

@@ -29,7 +29,7 @@ class STEncoder(BatchEncoder):
         from sentence_transformers import SentenceTransformer
 
         try:
-            self.model = SentenceTransformer(path, device=device or "cpu")
+            self.model = SentenceTransformer(path, device=device)
         except Exception as e:  # noqa: BLE001 - any load failure is the user's model spec
             raise HardnegError(f"could not load model {spec!r} with sentence-transformers from {path}: "
                                f"{type(e).__name__}: {e}") from None
@@ -92,7 +92,9 @@ class HFEncoder(BatchEncoder):
         except Exception as e:  # noqa: BLE001
             raise HardnegError(f"could not load model {spec!r} with transformers AutoModel from "
                                f"{st['transformer_dir']}: {type(e).__name__}: {e}") from None
-        self.device = device or "cpu"
+        import torch
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
         self.max_length = max_length or default_max_length(st, self.tokenizer, self.model.config)
         self.name, self.path, self.batch_size, self.pooling = spec, path, batch_size, pooling
