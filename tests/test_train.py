@@ -174,3 +174,21 @@ def test_decoder_with_lora_trains_end_to_end(tiny_beir, negs, tmp_path):
     assert not (out / "adapter_config.json").exists()  # merged
     assert model[0].auto_model.config.is_causal is False
     assert model.encode_query(["what is a cat"]).shape == (1, 32)
+
+
+@pytest.mark.slow
+def test_minilm_on_scifact_subset_trains_and_loss_falls(tmp_path):
+    """Real data: BM25 PercPos negatives, 64 SciFact training rows, MiniLM, 8 steps (minutes on CPU)."""
+    from conftest import SHARED_DATA
+
+    scifact = SHARED_DATA / "scifact"
+    if not scifact.is_dir():
+        pytest.skip(f"real data not found at {scifact}")
+    negs = tmp_path / "neg.jsonl"
+    assert main(["mine", "--teacher", "bm25", "--data", str(scifact), "--split", "train",
+                 "--num-negatives", "1", "--output", str(negs)]) == 0
+    out = train(TrainConfig("minilm", (Source(str(scifact), str(negs), "train", 64),), str(tmp_path / "ft"),
+                            num_negatives=1, batch_size=8, epochs=1, lr=5e-5, logging_steps=1, save_steps=100))
+    log = json.loads((out / "loss_log.json").read_text())
+    assert len(log) == 8
+    assert np.mean([h["loss"] for h in log[-3:]]) < np.mean([h["loss"] for h in log[:3]])
