@@ -17,8 +17,8 @@ that module instead of writing our own, and store the prefixes as the model's na
   the spelled-out equivalent.
 
 Note: with a prefix the leading [CLS]/BOS token is pooled out along with the instruction; texts
-encoded without a prefix (passages, usually) keep it. That is sentence-transformers' behaviour and
-NV-Embed's (its pool mask starts after BOS + instruction).
+encoded without a prefix (passages, usually) keep it. That is sentence-transformers' behaviour; we
+keep it rather than re-implement pooling for one token.
 """
 
 from __future__ import annotations
