@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 
@@ -152,3 +153,23 @@ def test_onnx_refuses_models_with_extra_modules(tiny_model, tmp_path):
 
 def test_n_cores_positive():
     assert encode.n_cores() >= 1
+
+
+def test_benchmark_script_on_tiny_data(tiny_model, tiny_beir, tmp_path, monkeypatch, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_encode", Path(__file__).resolve().parents[1] / "benchmarks" / "encode.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setenv("HARDNEG_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "bench.json"
+    assert bench.main(["--data", str(tiny_beir), "--model", str(tiny_model), "--backends", "onnx",
+                       "--limit", "4", "--output", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "torch" in table and "onnx" in table and "NDCG@10" in table
+    rows = json.loads(out.read_text())
+    assert [r["backend"] for r in rows] == ["torch", "onnx"]
+    assert rows[1]["mean_cos_vs_torch"] > 0.9999 and abs(rows[0]["ndcg@10"] - rows[1]["ndcg@10"]) < 1e-6
+    assert (tmp_path / "bench.json.meta.json").is_file()
