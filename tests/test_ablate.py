@@ -79,7 +79,7 @@ def _tiny_config(tiny_beir: Path, tiny_model: Path, tmp_path: Path, **kw) -> Abl
     args = dict(data=str(tiny_beir), student=str(tiny_model), teachers=(str(tiny_model),),
                 methods=("naive", "percpos:0.95"), references=("base", "random", "inbatch"), seeds=(0,),
                 num_negatives=1, depth=5, fn_probe_data=str(tiny_beir), fn_probe_split="test",
-                train=TrainSettings(epochs=1, batch_size=2, query_max_length=16, passage_max_length=32),
+                train=TrainSettings(epochs=1, batch_size=2, lr=1e-2, query_max_length=16, passage_max_length=32),
                 cache_dir=str(tmp_path / "cache"))
     args.update(kw)
     return AblationConfig(**args)
@@ -118,6 +118,8 @@ def test_grid_end_to_end_then_resume(tiny_beir, tiny_model, tmp_path):
     assert len(res["cells"]) == 7
     for key in [("base", "base"), ("random", "naive"), ("inbatch", "inbatch"), ("method", "percpos:0.95")]:
         assert 0.0 <= cells[key]["metrics"]["ndcg@10"] <= 1.0 and set(cells[key]["per_query"]["ndcg@10"]) == {"q1", "q2", "q3"}
+    # the evaluated model is the trained one, not the base (lr 1e-2 moves a random tiny model)
+    assert any(c["per_query"] != cells[("base", "base")]["per_query"] for c in res["cells"][1:] if "per_query" in c)
     naive = cells[("method", "naive")]
     assert naive["mining"]["summary"]["rows"] == 4 and naive["mining"]["summary"]["mean_negatives"] == 1.0
     probe = cells[("fn_probe", "naive")]
@@ -160,3 +162,11 @@ def test_cli_dry_run_and_report_only(tiny_beir, tiny_model, tmp_path, capsys):
     assert main(["ablate", "--config", str(p), "--output", str(out), "--dry-run"]) == 0
     assert "2/2 cells done" in capsys.readouterr().out
     assert main(["ablate", "--output", str(tmp_path / "none"), "--report-only"]) == 2
+
+
+def test_probe_only_plans_only_probes():
+    cfg = load_config("scifact", probe_only=True)
+    cells = plan_cells(cfg)
+    assert [c.row for c in cells] == list(cfg.methods) and {c.kind for c in cells} == {"fn_probe"}
+    with pytest.raises(HardnegError, match="probe_only needs fn_probe_data"):
+        load_config("quick", probe_only=True)

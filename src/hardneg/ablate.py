@@ -55,28 +55,27 @@ def plan_cells(cfg: AblationConfig, data_fp: str = "", probe_fp: str = "") -> li
 
     ``data_fp`` / ``probe_fp`` (data fingerprints) enter the ids so new data never reuses old cells.
     """
+    mine = {"num_negatives": cfg.num_negatives, "selection": cfg.selection, "depth": cfg.depth,
+            "teacher_backend": cfg.teacher_backend}
+    cells = [] if cfg.probe_only else _trained_cells(cfg, data_fp, mine)
+    if cfg.fn_probe_data:
+        probe = {"data": cfg.fn_probe_data, "data_fp": probe_fp, "split": cfg.fn_probe_split, "mine": mine}
+        cells += [Cell("fn_probe", m, t, 0, probe) for t in cfg.teachers for m in cfg.methods]
+    return cells
+
+
+def _trained_cells(cfg: AblationConfig, data_fp: str, mine: dict) -> list[Cell]:
     common = {"data": cfg.data, "data_fp": data_fp, "train_split": cfg.train_split, "eval_split": cfg.eval_split,
               "student": cfg.student, "eval": {"backend": cfg.eval_backend, "max_length": cfg.eval_max_length}}
     train = {**common, "train": dataclasses.asdict(cfg.train), "max_train_queries": cfg.max_train_queries}
-    mine = {"num_negatives": cfg.num_negatives, "selection": cfg.selection, "depth": cfg.depth,
-            "teacher_backend": cfg.teacher_backend}
-    cells = []
-    if "base" in cfg.references:
-        cells.append(Cell("base", "base", None, 0, common))
+    cells = [Cell("base", "base", None, 0, common)] if "base" in cfg.references else []
     for seed in cfg.seeds:
         if "random" in cfg.references:
             cells.append(Cell("random", "naive", "random", seed, {**train, "mine": mine}))
         if "inbatch" in cfg.references:
             cells.append(Cell("inbatch", "inbatch", None, seed, train))
-    for teacher in cfg.teachers:
-        for method in cfg.methods:
-            for seed in cfg.seeds:
-                cells.append(Cell("method", method, teacher, seed, {**train, "mine": mine}))
-    if cfg.fn_probe_data:
-        probe = {"data": cfg.fn_probe_data, "data_fp": probe_fp, "split": cfg.fn_probe_split, "mine": mine}
-        for teacher in cfg.teachers:
-            for method in cfg.methods:
-                cells.append(Cell("fn_probe", method, teacher, 0, probe))
+    cells += [Cell("method", m, t, seed, {**train, "mine": mine})
+              for t in cfg.teachers for m in cfg.methods for seed in cfg.seeds]
     return cells
 
 

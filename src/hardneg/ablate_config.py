@@ -96,6 +96,7 @@ class AblationConfig:
     eval_max_length: int | None = None  # None: the student's own max length
     fn_probe_data: str | None = None
     fn_probe_split: str = "test"
+    probe_only: bool = False  # plan only the fn_probe cells (no training, no evaluation)
     keep_models: bool = False
     cache_dir: str | None = None
 
@@ -118,6 +119,8 @@ class AblationConfig:
             raise HardnegError("max_train_queries must be >= 1 (or left out for all queries)")
         if self.methods and not self.teachers:
             raise HardnegError("methods need at least one teacher")
+        if self.probe_only and not self.fn_probe_data:
+            raise HardnegError("probe_only needs fn_probe_data (a dataset with many judged positives)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

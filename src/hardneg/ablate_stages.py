@@ -67,6 +67,8 @@ class Stages:
         return load_data(self.cfg.fn_probe_data, self.cfg.fn_probe_split) if self.cfg.fn_probe_data else None
 
     def data_fingerprint(self) -> str:
+        if self.cfg.probe_only:
+            return ""
         return f"{self.train_data.fingerprint()}:{self.eval_data.fingerprint()}"
 
     def probe_fingerprint(self) -> str:

@@ -49,6 +49,8 @@ def register(subparsers) -> None:
     g.add_argument("--teacher-backend", choices=("torch", "onnx", "onnx-int8"))
     g.add_argument("--eval-backend", choices=("torch", "onnx", "onnx-int8"))
     g.add_argument("--fn-probe-data", help="dataset with many judged positives for the false-negative probe")
+    g.add_argument("--probe-only", action="store_true", default=None,
+                   help="only the false-negative probe cells (mining, no training): quick")
     g.add_argument("--epochs", type=float)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float)
@@ -63,7 +65,8 @@ def register(subparsers) -> None:
 
 def _overrides(args) -> dict:
     keys = ("data", "train_split", "eval_split", "student", "teachers", "methods", "references", "seeds",
-            "num_negatives", "max_train_queries", "teacher_backend", "eval_backend", "fn_probe_data", "cache_dir")
+            "num_negatives", "max_train_queries", "teacher_backend", "eval_backend", "fn_probe_data", "cache_dir",
+            "probe_only")
     out = {k: getattr(args, k) for k in keys}
     out["train"] = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                     "temperature": args.temperature}
@@ -110,6 +113,6 @@ def _dry_run(cfg, out) -> int:
     done = load_finished(out)
     cells = plan_cells(cfg, st.data_fingerprint(), st.probe_fingerprint())
     for c in cells:
-        print(f"{'done' if c.id in done else 'todo'}  {c.id}  {c.kind:8s} {c.row:14s} {c.teacher or '-':10s} seed {c.seed}")
+        print(f"{'done' if c.id in done else 'todo'}  {c.id:21s} {c.kind:8s} {c.row:14s} {c.teacher or '-':10s} seed {c.seed}")
     print(f"{sum(c.id in done for c in cells)}/{len(cells)} cells done")
     return 0
