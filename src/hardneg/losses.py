@@ -109,10 +109,11 @@ def _cached_own_class():
 
 
 def build_loss(model: Any, *, temperature: float = DEFAULT_TEMPERATURE, in_batch_negatives: bool = True,
-               mini_batch_size: int | None = None, num_negatives: int = 1):
+               mini_batch_size: int | None = None, num_negatives: int = 1, gather_across_devices: bool = False):
     """The training loss for a config.
 
     ``mini_batch_size`` set -> GradCache (memory of one mini-batch, result of the full batch).
+    ``gather_across_devices`` (DDP): in-batch negatives come from every GPU's batch, not just one.
     """
     if temperature <= 0:
         raise ValueError("temperature must be > 0")
@@ -121,8 +122,9 @@ def build_loss(model: Any, *, temperature: float = DEFAULT_TEMPERATURE, in_batch
         from sentence_transformers.sentence_transformer import losses as st_losses
 
         if mini_batch_size:
-            return st_losses.CachedMultipleNegativesRankingLoss(model, scale=scale, mini_batch_size=mini_batch_size)
-        return st_losses.MultipleNegativesRankingLoss(model, scale=scale)
+            return st_losses.CachedMultipleNegativesRankingLoss(model, scale=scale, mini_batch_size=mini_batch_size,
+                                                                gather_across_devices=gather_across_devices)
+        return st_losses.MultipleNegativesRankingLoss(model, scale=scale, gather_across_devices=gather_across_devices)
     if num_negatives < 1:
         raise ValueError("in-batch negatives off needs num_negatives >= 1 (nothing to contrast with)")
     if mini_batch_size:

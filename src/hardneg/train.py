@@ -302,7 +302,8 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
     dataset, data_stats = build_dataset(config)
     model = load_student(config)
     loss = build_loss(model, temperature=config.temperature, in_batch_negatives=config.in_batch_negatives,
-                      mini_batch_size=config.mini_batch_size, num_negatives=config.num_negatives)
+                      mini_batch_size=config.mini_batch_size, num_negatives=config.num_negatives,
+                      gather_across_devices=int(os.environ.get("WORLD_SIZE", "1")) > 1)
     trainer = _trainer_class(model)(model=model, args=training_args(config, ckpt_dir),
                                          train_dataset=dataset, loss=loss,
                                          callbacks=[_loss_logger(), *(callbacks or [])])
