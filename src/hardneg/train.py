@@ -304,15 +304,16 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
     loss = build_loss(model, temperature=config.temperature, in_batch_negatives=config.in_batch_negatives,
                       mini_batch_size=config.mini_batch_size, num_negatives=config.num_negatives,
                       gather_across_devices=int(os.environ.get("WORLD_SIZE", "1")) > 1)
-    trainer = _trainer_class(model)(model=model, args=training_args(config, ckpt_dir),
-                                         train_dataset=dataset, loss=loss,
-                                         callbacks=[_loss_logger(), *(callbacks or [])])
+    trainer = _trainer_class(model)(model=model, args=training_args(config, ckpt_dir), train_dataset=dataset,
+                                    loss=loss, callbacks=[_loss_logger(), *(callbacks or [])])
     t_load = time.time() - t0
     result = trainer.train(resume_from_checkpoint=resume_from)
     t_train = time.time() - t0 - t_load
     if trainer.state.global_step < trainer.state.max_steps:
         log.warning("training stopped at step %d of %d; rerun with --resume to finish",
                     trainer.state.global_step, trainer.state.max_steps)
+        return out
+    if not trainer.is_world_process_zero():  # DDP: rank 0 writes the model and the meta
         return out
     _save_final(model, config, out)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
@@ -321,10 +322,15 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
                data=data_stats, steps=trainer.state.global_step, examples=len(dataset),
                resumed_from=Path(resume_from).name if resume_from else None,
                timings={"load_s": round(t_load, 2), "train_s": round(t_train, 2),
-                        "s_per_step": round(t_train / max(1, result.global_step), 4)},
+                        "s_per_step": round(t_train / max(1, result.global_step - _step_of(resume_from)), 4)},
                final_loss=losses[-1] if losses else None, mean_train_loss=result.training_loss)
     log.info("wrote %s (%d steps, %.1fs)", out, trainer.state.global_step, t_train)
     return out
+
+
+def _step_of(checkpoint: str | None) -> int:
+    """'.../checkpoint-120' -> 120 (0 for a fresh run)."""
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1]) if checkpoint else 0
 
 
 def _save_final(model: Any, config: TrainConfig, out: Path) -> None:
