@@ -170,3 +170,20 @@ def test_probe_only_plans_only_probes():
     assert [c.row for c in cells] == list(cfg.methods) and {c.kind for c in cells} == {"fn_probe"}
     with pytest.raises(HardnegError, match="probe_only needs fn_probe_data"):
         load_config("quick", probe_only=True)
+
+
+@pytest.mark.slow
+def test_false_negative_probe_on_msmarco_nano(tmp_path):
+    """Real data (minutes): with only one of ~95 judged positives known, naive top-k mining picks
+    judged-relevant passages as negatives; PercPos 95% picks fewer of them."""
+    from conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "msmarco-nano").is_dir():
+        pytest.skip(f"{SHARED_DATA / 'msmarco-nano'} not found")
+    cfg = load_config("scifact", probe_only=True, methods=("naive", "percpos:0.95"),
+                      fn_probe_data=str(SHARED_DATA / "msmarco-nano"))
+    res = run_ablation(cfg, tmp_path / "run", progress=False, plots=False)
+    fn = {c["row"]: c["fn"] for c in res["cells"]}
+    assert fn["naive"]["queries"] == 43 and fn["naive"]["negatives"] == 43 * 4
+    assert fn["naive"]["rate"] > 0.1
+    assert fn["percpos:0.95"]["rate"] < fn["naive"]["rate"]

@@ -117,8 +117,10 @@ def run_ablation(cfg: AblationConfig, out_dir: str | Path, *, stages=None, progr
                "seconds_this_run": round(time.time() - started, 1)}
     write_json(out_dir / "results.json", results)
     write_meta(out_dir / "results.json", cfg, cells=len(cells), computed_this_run=len(todo))
+    notes = [*cfg.describe(), f"- this invocation computed {len(todo)} of {len(cells)} cells in "
+             f"{results['seconds_this_run'] / 60:.1f} min (finished cells are reused from {out_dir / 'cells'})"]
     report, _, pngs = write_report(results["cells"], out_dir, title=f"hardneg ablation: {cfg.data}",
-                                   notes=cfg.describe(), plots=plots)
+                                   notes=notes, plots=plots)
     results["report"], results["plots"] = str(report), [str(p) for p in pngs]
     return results
 

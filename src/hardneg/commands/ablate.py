@@ -15,6 +15,7 @@ examples:
   hardneg ablate --output runs/quick                          # built-in quick recipe (SciFact, ~15 min CPU)
   hardneg ablate --config scifact --output runs/scifact       # five methods, two seeds
   hardneg ablate --config my.toml --output runs/x --seeds 0,1,2 --methods naive,percpos:0.95
+  hardneg ablate --config scifact --probe-only --output runs/fn   # false-negative rates only (no training)
   hardneg ablate --output runs/quick --report-only            # rebuild report.md from results.json
 """
 
