@@ -151,16 +151,16 @@ def test_grid_end_to_end_then_resume(tiny_beir, tiny_model, tmp_path):
 def test_cli_dry_run_and_report_only(tiny_beir, tiny_model, tmp_path, capsys):
     p = tmp_path / "grid.toml"
     p.write_text(f'[ablation]\ndata = "{tiny_beir}"\nstudent = "{tiny_model}"\nteachers = ["{tiny_model}"]\n'
-                 f'methods = ["naive"]\nreferences = ["base"]\nnum_negatives = 1\ndepth = 5\n'
+                 f'methods = []\nreferences = ["base"]\nnum_negatives = 1\ndepth = 5\n'
                  f'cache_dir = "{tmp_path / "cache"}"\n[train]\nbatch_size = 2\npassage_max_length = 32\n')
     out = tmp_path / "run"
     assert main(["ablate", "--config", str(p), "--output", str(out), "--dry-run"]) == 0
-    assert "0/2 cells done" in capsys.readouterr().out
+    assert "0/1 cells done" in capsys.readouterr().out
     assert main(["ablate", "--config", str(p), "--output", str(out), "--quiet", "--no-plots"]) == 0
     printed = capsys.readouterr().out
     assert "| base (untrained) |" in printed and "report:" in printed
     assert main(["ablate", "--config", str(p), "--output", str(out), "--dry-run"]) == 0
-    assert "2/2 cells done" in capsys.readouterr().out
+    assert "1/1 cells done" in capsys.readouterr().out
     assert main(["ablate", "--output", str(tmp_path / "none"), "--report-only"]) == 2
 
 
