@@ -59,7 +59,7 @@ def test_false_negative_rate_counts_only_judged_relevant():
     rows = [{"qid": "q1", "neg_ids": ["a", "b", "c"]}, {"qid": "q2", "neg_ids": ["x"]},
             {"qid": "unjudged", "neg_ids": ["a"]}]
     fn = false_negative_rate(rows, {"q1": {"a": 1, "b": 0}, "q2": {"x": 3}})
-    assert fn == {"rate": 0.5, "false_negatives": 2, "negatives": 4, "queries": 2}
+    assert fn == {"rate": 0.5, "false_negatives": 2, "negatives": 4, "queries": 2, "by_grade": {"1": 1, "3": 1}}
     assert math.isnan(false_negative_rate([], {})["rate"])
 
 
@@ -89,7 +89,8 @@ def _synthetic_cells():
                            mining=mining))
         cells.append(_cell("method", "naive", "bm25", seed, base, mining=mining))
     cells.append({"kind": "fn_probe", "row": "naive", "teacher": "minilm", "seed": 0, "data": "msmarco-nano",
-                  "fn": {"rate": 0.4, "false_negatives": 40, "negatives": 100, "queries": 10}})
+                  "fn": {"rate": 0.4, "false_negatives": 40, "negatives": 100, "queries": 10,
+                         "by_grade": {"1": 30, "2": 10}}})
     return cells
 
 
@@ -124,7 +125,7 @@ def test_write_report_files(tmp_path):
     path, rows, pngs = write_report(cells, tmp_path, title="t", notes=["a note"])
     text = path.read_text()
     assert "## Methods" in text and "## Teachers" in text and "## False negatives" in text
-    assert "| naive | minilm | msmarco-nano | 40 / 100 | 40.0% |" in text
+    assert "| naive | minilm | msmarco-nano | 40 / 100 | 40.0% | 10.0% |" in text
     assert {p.name for p in pngs} == {"methods.png", "score_hist.png", "fn_rate.png", "teachers.png"}
     for p in pngs:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"({p.name})" in text

@@ -9,7 +9,7 @@ Changing a setting changes the ids of exactly the cells it affects.
 Reference rows: ``base`` (the student untrained), ``random`` (random negatives, the paper's
 random teacher) and ``inbatch`` (no mined negatives: in-batch negatives only).
 ``fn_probe`` cells (mining only) measure the false-negative rate: they mine on a dataset with many
-judged positives telling the miner only each query's first positive (``MineConfig.anchor_only``),
+judged positives telling the miner only each query's best-graded positive (``MineConfig.anchor_only``),
 and count how many mined negatives are among the other, hidden, judged-relevant passages.
 """
 
@@ -119,7 +119,8 @@ def run_ablation(cfg: AblationConfig, out_dir: str | Path, *, stages=None, progr
     write_meta(out_dir / "results.json", cfg, cells=len(cells), computed_this_run=len(todo))
     notes = [*cfg.describe(), f"- this invocation computed {len(todo)} of {len(cells)} cells in "
              f"{results['seconds_this_run'] / 60:.1f} min (finished cells are reused from {out_dir / 'cells'})"]
-    report, _, pngs = write_report(results["cells"], out_dir, title=f"hardneg ablation: {cfg.data}",
+    title = f"hardneg false-negative probe: {cfg.fn_probe_data}" if cfg.probe_only else f"hardneg ablation: {cfg.data}"
+    report, _, pngs = write_report(results["cells"], out_dir, title=title,
                                    notes=notes, plots=plots)
     results["report"], results["plots"] = str(report), [str(p) for p in pngs]
     return results

@@ -127,6 +127,12 @@ class AblationConfig:
 
     def describe(self) -> list[str]:
         """Lines for the report header: what was run and what was traded for speed."""
+        probe = (f"- false-negative probe on `{self.fn_probe_data}` ({self.fn_probe_split}): mining with only each "
+                 "query's best-graded positive known; a mined negative that is judged relevant is a false negative")
+        if self.probe_only:
+            return [f"- teachers {', '.join(f'`{x}`' for x in self.teachers)} (backend {self.teacher_backend}); "
+                    f"{self.num_negatives} negatives per query, selection `{self.selection}` from depth {self.depth}",
+                    probe]
         t = self.train
         q = f"{self.max_train_queries} (seeded subset)" if self.max_train_queries else "all"
         return [f"- data `{self.data}`: train on split `{self.train_split}` ({q} queries), "
@@ -137,7 +143,8 @@ class AblationConfig:
                 f"- training: {t.epochs:g} epoch(s), batch {t.batch_size}, lr {t.lr:g}, τ {t.temperature:g}, "
                 f"max length query {t.query_max_length} / passage {t.passage_max_length}, "
                 f"in-batch negatives {'on' if t.in_batch_negatives else 'off'}",
-                f"- evaluation backend {self.eval_backend}, max length {self.eval_max_length or 'model default'}"]
+                f"- evaluation backend {self.eval_backend}, max length {self.eval_max_length or 'model default'}",
+                *([probe] if self.fn_probe_data else [])]
 
 
 SECTIONS = {"ablation": None, "train": "train", "eval": "eval_", "fn_probe": "fn_probe_"}

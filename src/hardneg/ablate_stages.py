@@ -101,11 +101,13 @@ class Stages:
         return path, [row_dict(r) for r in result.rows], result.stats
 
     def probe(self, teacher: str, method: dict) -> tuple[list[dict], dict, dict]:
-        """Mine the probe split knowing only each query's first positive; return the rows, stats and
-        the hidden judgements ``{qid: {doc: grade}}`` (all judged rows except the known positive)."""
+        """Mine the probe split knowing only each query's best-graded positive (ties: qrels order);
+        return the rows, stats and the hidden judgements (every judged row except that positive)."""
         from hardneg.mining import mine
 
-        data = self.probe_data
+        data = self.probe_data  # qrels reordered grade-first, so anchor_only keeps the best positive
+        data = dataclasses.replace(data, qrels={q: dict(sorted(g.items(), key=lambda kv: -kv[1]))
+                                                for q, g in data.qrels.items()})
         result = mine(data, [self.teacher(teacher)], self.mine_config(method, 0, anchor_only=True))
         anchors = {q: data.relevant(q)[0] for q in data.query_ids()}
         judged = {q: {d: g for d, g in data.qrels[q].items() if d != a} for q, a in anchors.items()}

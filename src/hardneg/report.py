@@ -112,15 +112,19 @@ def teacher_table(rows: Sequence[Row]) -> str:
 
 
 def fn_table(cells: Sequence[Mapping]) -> str:
-    """Markdown table of false-negative rates from ``fn_probe`` cells ('' when there are none)."""
+    """Markdown table of false-negative rates from ``fn_probe`` cells ('' when there are none):
+    judged grade >= 1, and grade >= 2 (TREC-DL's 'relevant'; grade 1 is 'related')."""
     probes = [c for c in cells if c["kind"] == "fn_probe"]
     if not probes:
         return ""
-    lines = ["| method | teacher | data | false negatives / mined | rate |", "|---|---|---|---|---|"]
+    lines = ["| method | teacher | data | false negatives / mined | rate (grade ≥ 1) | rate (grade ≥ 2) |",
+             "|---|---|---|---|---|---|"]
     for c in probes:
         fn = c["fn"]
+        high = sum(k for g, k in fn.get("by_grade", {}).items() if int(g) >= 2)
+        rate2 = f"{high / fn['negatives']:.1%}" if fn["negatives"] and "by_grade" in fn else "–"
         lines.append(f"| {c['row']} | {c.get('teacher') or '–'} | {c.get('data', '')} "
-                     f"| {fn['false_negatives']} / {fn['negatives']} | {fn['rate']:.1%} |")
+                     f"| {fn['false_negatives']} / {fn['negatives']} | {fn['rate']:.1%} | {rate2} |")
     return "\n".join(lines)
 
 
@@ -139,10 +143,11 @@ def mining_table(cells: Sequence[Mapping]) -> str:
 
 def render_markdown(cells: Sequence[Mapping], rows: Sequence[Row], plots: Sequence[Path], title: str,
                     notes: Sequence[str] = ()) -> str:
-    parts = [f"# {title}", "", *notes, "", "## Methods (NDCG@10 and Recall@100 on the held-out split)", "",
-             method_table(rows), "",
-             "Mean ± sample std over seeds. Δ: mean per-query difference of NDCG@10 (seed-averaged), "
-             "paired bootstrap over queries, 2000 resamples; * = interval excludes 0.", ""]
+    parts = [f"# {title}", "", *notes, ""]
+    if rows:
+        parts += ["## Methods (NDCG@10 and Recall@100 on the held-out split)", "", method_table(rows), "",
+                  "Mean ± sample std over seeds. Δ: mean per-query difference of NDCG@10 (seed-averaged), "
+                  "paired bootstrap over queries, 2000 resamples; * = interval excludes 0.", ""]
     if sum(r.kind == "method" for r in rows):
         parts += ["## Teachers (student NDCG@10 per teacher and method)", "", teacher_table(rows), ""]
     for head, table in (("## False negatives among mined negatives", fn_table(cells)),
@@ -251,21 +256,29 @@ def plot_score_hist(cells: Sequence[Mapping], path: Path) -> Path | None:
 
 
 def plot_fn_rate(cells: Sequence[Mapping], path: Path) -> Path | None:
-    """Share of mined negatives that are judged relevant, per method (bars start at 0)."""
-    probes = [c for c in cells if c["kind"] == "fn_probe" and not math.isnan(c["fn"]["rate"])]
+    """Share of mined negatives that are judged relevant, per method, split by grade (bars from 0)."""
+    probes = [c for c in cells if c["kind"] == "fn_probe" and not math.isnan(c["fn"]["rate"])][::-1]
     if not probes:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.5 * len(probes)))
-    names = [f"{c['row']} ({c.get('teacher') or '–'})" for c in probes][::-1]
-    rates = [100 * c["fn"]["rate"] for c in probes][::-1]
-    ax.barh(names, rates, color="C3")
-    for i, c in enumerate(probes[::-1]):
-        ax.text(rates[i], i, f" {c['fn']['false_negatives']}/{c['fn']['negatives']}", va="center", fontsize=8)
-    ax.set_xlim(0, max(max(rates) * 1.25, 1))
-    ax.set_xlabel("false negatives among mined negatives (%)")
-    ax.set_title(f"false-negative rate on {probes[0].get('data', '')} (judged-relevant passages hidden from mining)",
-                 fontsize=9)
+    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.5 * len(probes)))
+    names = [f"{c['row']} ({c.get('teacher') or '–'})" for c in probes]
+    grades = sorted({int(g) for c in probes for g in c["fn"].get("by_grade", {"1": 0})}, reverse=True)
+    left = [0.0] * len(probes)
+    for j, g in enumerate(grades):  # highest grade first, darkest
+        share = [100 * c["fn"].get("by_grade", {}).get(str(g), 0) / c["fn"]["negatives"] for c in probes]
+        if "by_grade" not in probes[0]["fn"]:
+            share = [100 * c["fn"]["rate"] for c in probes]
+        ax.barh(names, share, left=left, color=plt.cm.Reds(0.9 - 0.25 * j), label=f"grade {g}")
+        left = [a + b for a, b in zip(left, share)]
+    for i, c in enumerate(probes):
+        ax.text(left[i] - 1, i, f"{c['fn']['false_negatives']}/{c['fn']['negatives']}", va="center", ha="right",
+                color="white", fontsize=8)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("mined negatives that are judged relevant (%)")
+    ax.set_title(f"false negatives on {probes[0].get('data', '')}: all but each query's best positive "
+                 "hidden from mining", fontsize=9)
+    ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(1.0, 0.0))
     return _save(fig, path)
 
 

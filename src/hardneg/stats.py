@@ -92,16 +92,17 @@ def mean_per_query(runs: Iterable[Mapping[str, float]]) -> dict[str, float]:
     return {q: float(np.mean([r[q] for r in runs])) for q in shared}
 
 
-def false_negative_rate(rows: Iterable[Mapping], judged: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
-    """Share of mined negatives that the judgements call relevant (grade > 0).
+def false_negative_rate(rows: Iterable[Mapping], judged: Mapping[str, Mapping[str, int]]) -> dict:
+    """Share of mined negatives that the judgements call relevant (grade > 0), with counts per grade.
 
     ``rows`` are mined rows (``qid``, ``neg_ids``); ``judged`` is ``{qid: {doc_id: grade}}`` with
     positives the miner was NOT told about. Only rows whose query has judgements count.
 
     >>> false_negative_rate([{"qid": "q", "neg_ids": ["a", "b", "c", "d"]}], {"q": {"b": 2, "c": 0}})
-    {'rate': 0.25, 'false_negatives': 1, 'negatives': 4, 'queries': 1}
+    {'rate': 0.25, 'false_negatives': 1, 'negatives': 4, 'queries': 1, 'by_grade': {'2': 1}}
     """
-    n_neg = n_false = 0
+    n_neg = 0
+    by_grade: dict[int, int] = {}
     queries = set()
     for row in rows:
         grades = judged.get(row["qid"])
@@ -109,9 +110,13 @@ def false_negative_rate(rows: Iterable[Mapping], judged: Mapping[str, Mapping[st
             continue
         queries.add(row["qid"])
         n_neg += len(row["neg_ids"])
-        n_false += sum(1 for d in row["neg_ids"] if grades.get(d, 0) > 0)
+        for d in row["neg_ids"]:
+            if grades.get(d, 0) > 0:
+                by_grade[grades[d]] = by_grade.get(grades[d], 0) + 1
+    n_false = sum(by_grade.values())
     rate = n_false / n_neg if n_neg else math.nan
-    return {"rate": rate, "false_negatives": n_false, "negatives": n_neg, "queries": len(queries)}
+    return {"rate": rate, "false_negatives": n_false, "negatives": n_neg, "queries": len(queries),
+            "by_grade": {str(g): by_grade[g] for g in sorted(by_grade)}}
 
 
 def metric_key(metrics: Mapping[str, object], name: str) -> str:

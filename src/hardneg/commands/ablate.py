@@ -83,27 +83,36 @@ def run(args) -> int:
     out = Path(args.output)
     if args.report_only:
         from hardneg.io import read_json
-        from hardneg.report import method_table, write_report
+        from hardneg.report import write_report
 
         if not (out / "results.json").is_file():
             raise HardnegError(f"{out / 'results.json'} not found: run the ablation first")
         res = read_json(out / "results.json")
         path, rows, pngs = write_report(res["cells"], out, plots=not args.no_plots)
-        print(method_table(rows))
+        _print_tables(res["cells"], rows)
         print(f"\nreport: {path}")
         return 0
     cfg = load_config(args.config, **_overrides(args))
     if args.dry_run:
         return _dry_run(cfg, out)
     from hardneg.ablate import run_ablation
-    from hardneg.report import method_table, summarize
+    from hardneg.report import summarize
 
     res = run_ablation(cfg, out, progress=not args.quiet, plots=not args.no_plots)
-    print(method_table(summarize(res["cells"])))
+    _print_tables(res["cells"], summarize(res["cells"]))
     print(f"\nresults: {out / 'results.json'}\nreport:  {res['report']}")
     for p in res["plots"]:
         print(f"plot:    {p}")
     return 0
+
+
+def _print_tables(cells, rows) -> None:
+    from hardneg.report import fn_table, method_table
+
+    if rows:
+        print(method_table(rows))
+    if fn_table(cells):
+        print(("\n" if rows else "") + fn_table(cells))
 
 
 def _dry_run(cfg, out) -> int:
