@@ -14,7 +14,6 @@ NDCG@10 is higher than on the full corpus but comparable across rows.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
