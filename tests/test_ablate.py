@@ -120,6 +120,7 @@ def test_grid_end_to_end_then_resume(tiny_beir, tiny_model, tmp_path):
         assert 0.0 <= cells[key]["metrics"]["ndcg@10"] <= 1.0 and set(cells[key]["per_query"]["ndcg@10"]) == {"q1", "q2", "q3"}
     # the evaluated model is the trained one, not the base (lr 1e-2 moves a random tiny model)
     assert any(c["per_query"] != cells[("base", "base")]["per_query"] for c in res["cells"][1:] if "per_query" in c)
+    assert cells[("inbatch", "inbatch")]["train"]["examples"] == 4 and cells[("inbatch", "inbatch")]["train"]["steps"] == 2
     naive = cells[("method", "naive")]
     assert naive["mining"]["summary"]["rows"] == 4 and naive["mining"]["summary"]["mean_negatives"] == 1.0
     probe = cells[("fn_probe", "naive")]
@@ -187,3 +188,13 @@ def test_false_negative_probe_on_msmarco_nano(tmp_path):
     assert fn["naive"]["queries"] == 43 and fn["naive"]["negatives"] == 43 * 4
     assert fn["naive"]["rate"] > 0.1
     assert fn["percpos:0.95"]["rate"] < fn["naive"]["rate"]
+
+
+def test_killed_after_training_does_not_retrain(tiny_beir, tiny_model, tmp_path):
+    cfg = _tiny_config(tiny_beir, tiny_model, tmp_path, fn_probe_data=None)
+    st = Stages(cfg, tmp_path / "run", progress=False)
+    model = st.train(None, 0, "inbatch-x")  # in-batch only: a pairs file, no negatives
+    weights = next(model.rglob("model.safetensors"))
+    stamp = weights.stat().st_mtime_ns
+    assert st.train(None, 0, "inbatch-x") == model  # finished run found: returned as is
+    assert weights.stat().st_mtime_ns == stamp and st.train_info(model)["steps"] == 2

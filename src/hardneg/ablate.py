@@ -147,6 +147,7 @@ def run_cell(cell: Cell, stages) -> dict[str, Any]:
             negatives, rows, stats = timed("mine", lambda: stages.mine(cell.teacher, method, cell.seed, cell.id))
             rec["mining"] = mining_record(rows, stats, stages.cfg.num_negatives)
         model = timed("train", lambda: stages.train(negatives, cell.seed, cell.id))
+        rec["train"] = stages.train_info(model)
     ev = timed("evaluate", lambda: stages.evaluate(model))
     rec["metrics"], rec["per_query"] = ev.metrics, ev.per_query
     if cell.kind != "base" and not stages.cfg.keep_models:

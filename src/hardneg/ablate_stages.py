@@ -139,8 +139,21 @@ class Stages:
                              batch_size=t.batch_size, lr=t.lr, temperature=t.temperature,
                              query_max_length=t.query_max_length, passage_max_length=t.passage_max_length,
                              in_batch_negatives=t.in_batch_negatives if negatives else True,
-                             warmup=t.warmup_ratio, seed=seed, save_total_limit=1)
+                             warmup=t.warmup_ratio, seed=seed, save_total_limit=1,
+                             resume=(self.work / cell_id / "model").exists())  # a killed cell continues
         return Path(train(config))
+
+    @staticmethod
+    def train_info(model: Path) -> dict:
+        """Steps, examples, timings and losses from the trained model's meta file ({} if absent)."""
+        from hardneg.io import read_json
+        from hardneg.train import META_NAME
+
+        path = Path(model) / f"{META_NAME}.meta.json"
+        if not path.is_file():
+            return {}
+        meta = read_json(path)
+        return {k: meta.get(k) for k in ("steps", "examples", "timings", "final_loss", "mean_train_loss")}
 
     def evaluate(self, model: str | Path):
         from hardneg.encode import load_encoder
