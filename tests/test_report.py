@@ -81,7 +81,7 @@ def _synthetic_cells():
     rng = np.random.default_rng(0)
     mining = {"pos_scores": list(rng.normal(0.7, 0.1, 60)), "neg_scores": list(rng.normal(0.5, 0.1, 240)),
               "summary": {"rows": 60, "mean_negatives": 4.0, "short_rows": 0}}
-    cells = [_cell("base", "base", None, 0, base)]
+    cells = [_cell("base", "base", None, 0, base, seconds={"evaluate": 12.4})]
     for seed in (0, 1):
         cells.append(_cell("method", "naive", "minilm", seed, {q: v + 0.01 * seed for q, v in base.items()},
                            mining=mining))
@@ -126,6 +126,7 @@ def test_write_report_files(tmp_path):
     text = path.read_text()
     assert "## Methods" in text and "## Teachers" in text and "## False negatives" in text
     assert "| naive | minilm | msmarco-nano | 40 / 100 | 40.0% | 10.0% |" in text
+    assert "| base | base | – | 0 | – | – | 12 |" in text
     assert {p.name for p in pngs} == {"methods.png", "score_hist.png", "fn_rate.png", "teachers.png"}
     for p in pngs:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"({p.name})" in text

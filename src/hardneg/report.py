@@ -141,6 +141,19 @@ def mining_table(cells: Sequence[Mapping]) -> str:
     return "\n".join(lines)
 
 
+def timing_table(cells: Sequence[Mapping]) -> str:
+    """Seconds per stage for each cell ('' when no cell recorded timings)."""
+    timed = [c for c in cells if c.get("seconds")]
+    if not timed:
+        return ""
+    lines = ["| cell | method | teacher | seed | mine s | train s | evaluate s |", "|---|---|---|---|---|---|---|"]
+    for c in timed:
+        t = c["seconds"]
+        lines.append(f"| {c['kind']} | {c['row']} | {c.get('teacher') or '–'} | {c.get('seed', 0)} | "
+                     + " | ".join(f"{t[k]:.0f}" if k in t else "–" for k in ("mine", "train", "evaluate")) + " |")
+    return "\n".join(lines)
+
+
 def render_markdown(cells: Sequence[Mapping], rows: Sequence[Row], plots: Sequence[Path], title: str,
                     notes: Sequence[str] = ()) -> str:
     parts = [f"# {title}", "", *notes, ""]
@@ -151,7 +164,7 @@ def render_markdown(cells: Sequence[Mapping], rows: Sequence[Row], plots: Sequen
     if sum(r.kind == "method" for r in rows):
         parts += ["## Teachers (student NDCG@10 per teacher and method)", "", teacher_table(rows), ""]
     for head, table in (("## False negatives among mined negatives", fn_table(cells)),
-                        ("## Mining", mining_table(cells))):
+                        ("## Mining", mining_table(cells)), ("## Time per cell", timing_table(cells))):
         if table:
             parts += [head, "", table, ""]
     if plots:
