@@ -45,7 +45,10 @@ DISAGREEMENT_NOTES = """Why the peer's negatives can differ (sentence_transforme
 * shortfall: the peer's n-tuple output drops rows with fewer than n negatives; hardneg keeps them
   (counted in the meta file; --on-shortfall drop|deepen).
 * ties: torch.topk orders equal scores arbitrarily; hardneg by passage id. Float32 matmul order
-  (torch vs numpy BLAS) can swap two candidates whose scores differ in the last bit."""
+  (torch vs numpy BLAS) can swap two candidates whose scores differ in the last bit.
+* int8 backends: hard negatives sit within ~0.01 of each other and of the percpos threshold, so
+  per-channel int8 (cos 0.993 to fp32) reorders many of them (measured on SciFact train: only 36%
+  of rows keep the fp32 negative set) -- int8 cannot carry the speed claim."""
 
 
 def load_split(data: str, split: str, limit_corpus: int | None):

@@ -164,7 +164,7 @@ def plot_report(report: dict, path: str | Path, title: str = "") -> Path:
                   label="negative − its positive")
         ax.axvline(0, color="black", lw=1, ls="--", label="0 (= positive's score)")
     ax.set(xlabel="negative score − positive score", ylabel="negatives", title="negative − positive (Fig. 4)")
-    ax.legend(loc="upper left")
+    ax.legend(loc="best")
     ax = axes[2]
     ranks = [p["rank"] for p in f["per_rank"]]
     bars = ax.bar(ranks, [100 * p["rate"] for p in f["per_rank"]], color="tab:orange",
