@@ -84,7 +84,7 @@ def test_length_sorted_batches_restore_order():
         def __init__(self):
             self.batches = []
 
-        def embed_batch(self, texts, prompt):
+        def embed_batch(self, texts, prompt, kind="query"):
             self.batches.append(texts)
             return np.array([[len(t)] for t in texts], dtype=np.float32)
 
@@ -173,3 +173,25 @@ def test_benchmark_script_on_tiny_data(tiny_model, tiny_beir, tmp_path, monkeypa
     assert [r["backend"] for r in rows] == ["torch", "onnx"]
     assert rows[1]["mean_cos_vs_torch"] > 0.9999 and abs(rows[0]["ndcg@10"] - rows[1]["ndcg@10"]) < 1e-6
     assert (tmp_path / "bench.json.meta.json").is_file()
+
+
+def test_st_adapter_applies_a_trained_models_saved_prefix(tiny_model, tmp_path):
+    """A model saved with query/document prompts (as `hardneg train` saves them, prefix masked out
+    of pooling) is encoded with those prompts: the adapter matches encode_query/encode_document."""
+    from sentence_transformers import SentenceTransformer
+
+    from hardneg.encode import load_encoder
+    from hardneg.pooling import configure_prefixes
+
+    model = SentenceTransformer(str(tiny_model))
+    configure_prefixes(model, query_prefix="what is", passage_prefix="")
+    out = tmp_path / "prefixed"
+    model.save(str(out))
+    reloaded = SentenceTransformer(str(out))
+    enc = load_encoder(str(out))
+    q = enc.encode_queries(["a kitten", "wolves live in packs"])
+    np.testing.assert_allclose(q, reloaded.encode_query(["a kitten", "wolves live in packs"], normalize_embeddings=True), atol=1e-5)
+    plain = reloaded.encode(["a kitten", "wolves live in packs"], normalize_embeddings=True)
+    assert not np.allclose(q, plain, atol=1e-3)
+    p = enc.encode_passages(["a kitten"])
+    np.testing.assert_allclose(p, reloaded.encode_document(["a kitten"], normalize_embeddings=True), atol=1e-5)

@@ -204,21 +204,22 @@ class BatchEncoder:
     passage_prompt: str = ""
     progress_callback: Callable[[int], None] | None = None  # set by encode_cached for its bar
 
-    def embed_batch(self, texts: list[str], prompt: str) -> np.ndarray:
+    def embed_batch(self, texts: list[str], prompt: str, kind: str = "query") -> np.ndarray:
+        """Embed one batch; ``kind`` is "query" or "document" (models may treat them differently)."""
         raise NotImplementedError
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, self.query_prompt)
+        return self._encode(texts, self.query_prompt, "query")
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, self.passage_prompt)
+        return self._encode(texts, self.passage_prompt, "document")
 
-    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+    def _encode(self, texts: Sequence[str], prompt: str, kind: str = "query") -> np.ndarray:
         order = length_order(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for s in range(0, len(texts), self.batch_size):
             idx = order[s:s + self.batch_size]
-            out[idx] = self.embed_batch([texts[i] for i in idx], prompt)
+            out[idx] = self.embed_batch([texts[i] for i in idx], prompt, kind)
             if self.progress_callback is not None:
                 self.progress_callback(len(idx))
         return out

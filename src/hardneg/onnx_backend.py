@@ -139,7 +139,7 @@ class OnnxEncoder(BatchEncoder):
             weights, adapter="onnx", backend=backend, max_length=self.max_length, query_prompt=query_prompt,
             passage_prompt=passage_prompt, pooling=self.pooling, normalize=self.normalize)
 
-    def embed_batch(self, texts: list[str], prompt: str) -> np.ndarray:
+    def embed_batch(self, texts: list[str], prompt: str, kind: str = "query") -> np.ndarray:
         enc = self.tokenizer([prompt + t for t in texts], padding=True, truncation=True,
                              max_length=self.max_length, return_tensors="np")
         feeds = {n: np.asarray(enc[n], dtype=np.int64) for n in self.input_names}

@@ -44,9 +44,13 @@ class STEncoder(BatchEncoder):
             max_length=self.model.max_seq_length, query_prompt=query_prompt, passage_prompt=passage_prompt,
             pooling=None, normalize=normalize)
 
-    def embed_batch(self, texts: list[str], prompt: str) -> np.ndarray:
-        emb = self.model.encode(texts, batch_size=len(texts), prompt=prompt or None,
-                                normalize_embeddings=self.normalize, convert_to_numpy=True,
+    def embed_batch(self, texts: list[str], prompt: str, kind: str = "query") -> np.ndarray:
+        # An explicit prompt wins; otherwise the model's own saved prompt for this kind (a model
+        # trained by hardneg stores its query/passage prefixes, masked out of pooling, and
+        # per-kind max lengths): encode_query / encode_document semantics.
+        prompt_name = None if prompt or kind not in (self.model.prompts or {}) else kind
+        emb = self.model.encode(texts, batch_size=len(texts), prompt=prompt or None, prompt_name=prompt_name,
+                                task=kind, normalize_embeddings=self.normalize, convert_to_numpy=True,
                                 show_progress_bar=False)
         return np.asarray(emb, dtype=np.float32)
 
@@ -104,7 +108,7 @@ class HFEncoder(BatchEncoder):
             weights_fingerprint(path, cache_dir), adapter="hf", backend="torch", max_length=self.max_length,
             query_prompt=query_prompt, passage_prompt=passage_prompt, pooling=pooling, normalize=normalize)
 
-    def embed_batch(self, texts: list[str], prompt: str) -> np.ndarray:
+    def embed_batch(self, texts: list[str], prompt: str, kind: str = "query") -> np.ndarray:
         import torch
 
         enc = self.tokenizer([prompt + t for t in texts], padding=True, truncation=True,
