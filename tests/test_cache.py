@@ -19,12 +19,12 @@ class CountingEncoder(BatchEncoder):
         self.name, self.fingerprint, self.dim, self.batch_size = "fake", fingerprint, 3, 2
         self.calls, self.texts_seen, self.fail_on_call = 0, 0, fail_on_call
 
-    def _encode(self, texts, prompt):
+    def _encode(self, texts, prompt, kind="query"):
         self.calls += 1
         if self.fail_on_call == self.calls:
             raise RuntimeError("simulated crash")
         self.texts_seen += len(texts)
-        return super()._encode(texts, prompt)
+        return super()._encode(texts, prompt, kind)
 
     def embed_batch(self, texts, prompt, kind="query"):
         return np.array([[len(t), t.count("a"), 1.0] for t in texts], dtype=np.float32)
