@@ -218,8 +218,11 @@ def plot_methods(rows: Sequence[Row], path: Path) -> Path:
     base = next((r for r in rows if r.kind == "base"), None)
     if base:
         a.axvline(mean_std(base.primary)[0], ls="--", color="grey", lw=1, label="base")
-        a.legend(loc="lower right", fontsize=8)
+        a.legend(loc="best", fontsize=8)
     a.set_yticks(y, names)
+    a.set_ylim(-0.7, len(rows) - 0.3)  # room around the first/last row so no marker sits on the frame
+    lo, hi = a.get_xlim()
+    a.set_xlim(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo))
     a.set_xlabel("NDCG@10 (axis zoomed to the data; it does not start at 0)")
     a.set_title("NDCG@10 per method (mean ± std over seeds)", fontsize=10)
     use_naive = any(r.vs_naive for r in rows)

@@ -107,3 +107,33 @@ def topk(
     if bar is not None:
         bar.close()
     return out_s, out_i
+
+
+def search(
+    queries: np.ndarray,
+    passages,
+    k: int,
+    *,
+    backend: str = "exact",
+    key: np.ndarray | None = None,
+    exclude: list[set[int]] | None = None,
+    ann=None,
+    progress: bool = False,
+    info: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One search interface over an (N, d) array or corpus shards (``hardneg.shards.ShardSet``).
+
+    ``backend``: "exact" (``topk``; shards are streamed with a running top-k per query) or a
+    FAISS index "ivf-flat" / "hnsw" / "ivf-pq" (``hardneg.ann``; ``ann`` an ``AnnConfig`` with
+    non-default settings, ``info`` receives the resolved index parameters). Same output as ``topk``.
+    """
+    if backend == "exact":
+        if isinstance(passages, np.ndarray):
+            return topk(queries, passages, k, key=key, exclude=exclude, progress=progress)
+        from hardneg.shards import search_shards
+
+        return search_shards(queries, passages, k, key=key, exclude=exclude, progress=progress)
+    from hardneg.ann import ann_search, with_backend
+
+    return ann_search(queries, passages, k, with_backend(ann, backend), key=key, exclude=exclude,
+                      progress=progress, info=info)

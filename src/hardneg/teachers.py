@@ -2,7 +2,7 @@
 
 Implementations of ``hardneg.candidates.Teacher``:
 
-* ``DenseTeacher``     an embedding model; exact dot-product search, ties broken by passage id.
+* ``DenseTeacher``     an embedding model; exact dot-product search (or a FAISS index, ``hardneg.ann``), ties by id.
 * ``BM25Teacher``      bm25s, k1 0.9, b 0.4, English stemmer + stopwords (BEIR's setting).
 * ``RandomTeacher``    uniform random non-positives (the paper's random baseline).
 * ``RescoredTeacher``  a base teacher's pool (and the positives) rescored by a cross-encoder.
@@ -24,7 +24,7 @@ from hardneg.cache import cache_root
 from hardneg.candidates import Candidates, Teacher
 from hardneg.errors import HardnegError
 from hardneg.io import atomic_open, sha256_texts
-from hardneg.search import id_order, rank, topk
+from hardneg.search import id_order, rank, search, topk
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,13 @@ class DenseTeacher(_CachedTeacher):
     """
 
     def __init__(self, encoder, *, name: str | None = None, fingerprint: str | None = None,
-                 cache_dir: str | Path | None = None, cache: bool = True):
+                 cache_dir: str | Path | None = None, cache: bool = True, search_backend: str = "exact",
+                 recall_check: int = 0, ann=None):
         super().__init__(cache_dir, cache)
+        from hardneg.ann import BACKENDS
+
+        if search_backend not in BACKENDS:
+            raise HardnegError(f"unknown search backend {search_backend!r}: choose one of {', '.join(BACKENDS)}")
         lazy = callable(encoder) and not hasattr(encoder, "encode_passages")
         if lazy and not (name and fingerprint):
             raise ValueError("DenseTeacher with a lazy encoder needs name and fingerprint")
@@ -145,6 +150,12 @@ class DenseTeacher(_CachedTeacher):
         self._load = encoder if lazy else None
         self.name = name or encoder.name
         self.fingerprint = fingerprint or f"dense:{encoder.fingerprint}"
+        # an ANN pool is not the exact pool: other cache entries, and no slicing of deeper pools
+        self.search_backend, self.recall_check, self.ann = search_backend, int(recall_check), ann
+        if search_backend != "exact":
+            self.fingerprint += f":search={search_backend}:{_h(repr(ann))}"
+            self.sliceable = False
+        self.search_info: dict = {"backend": search_backend}  # + index params, measured recall
         self.cache_dir = cache_dir
         self._p: np.ndarray | None = None  # (N, d) corpus embeddings
         self._p_for = ""                   # corpus hash they belong to
@@ -173,10 +184,29 @@ class DenseTeacher(_CachedTeacher):
 
     def _compute(self, data, qids: list[str], depth: int) -> Candidates:
         q, p = self._embeddings(data, qids)
-        scores, idx = topk(q, p, depth, key=id_order(data.corpus.ids), progress=len(qids) > 1000)
+        scores, idx = self._search(q, p, depth, id_order(data.corpus.ids))
         index = data.corpus.index
         pos = {qid: {d: float(q[i] @ p[index[d]]) for d in data.relevant(qid)} for i, qid in enumerate(qids)}
         return Candidates(self.name, self.fingerprint, qids, idx, scores, pos)
+
+    def _search(self, q: np.ndarray, p: np.ndarray, depth: int, key: np.ndarray):
+        """Top-``depth`` with the chosen backend; ANN runs record their index parameters and,
+        with ``recall_check`` N > 0, recall@depth against exact search on N sampled queries."""
+        params: dict = {}
+        res = search(q, p, depth, backend=self.search_backend, key=key, ann=self.ann, info=params,
+                     progress=len(q) > 1000)
+        if self.search_backend == "exact":
+            return res
+        self.search_info = {"backend": self.search_backend, "params": params}
+        if self.recall_check > 0:
+            from hardneg.ann import recall_check
+
+            r = recall_check(q, res, lambda sub, rows: topk(sub, p, depth, key=key), self.recall_check, seed=0)
+            self.search_info["recall_check"] = {"queries": min(self.recall_check, len(q)), "depth": depth,
+                                                "recall": round(r, 6)}
+            log.info("%s: %s recall@%d = %.4f on %d sampled queries", self.name, self.search_backend, depth, r,
+                     min(self.recall_check, len(q)))
+        return res
 
 
 class BM25Teacher(_CachedTeacher):
@@ -347,11 +377,13 @@ def load_cross_encoder(spec: str):
 
 def load_teacher(spec: str, *, backend: str = "torch", batch_size: int = 32, max_length: int | None = None,
                  query_prompt: str = "", passage_prompt: str = "", rescore_with: str | None = None,
-                 cache_dir: str | Path | None = None, seed: int = 42) -> Teacher:
+                 cache_dir: str | Path | None = None, seed: int = 42, search_backend: str = "exact",
+                 recall_check: int = 0) -> Teacher:
     """``"bm25"``, ``"random"`` or any model ``hardneg.encode.load_encoder`` accepts.
 
     Dense models load lazily (only when a pool is not cached); a spec that is not a loadable model
     fails with a HardnegError naming it. ``rescore_with`` wraps the teacher in ``RescoredTeacher``.
+    ``search_backend`` / ``recall_check`` apply to dense teachers (see ``DenseTeacher``).
     """
     if spec == "bm25":
         teacher: Teacher = BM25Teacher(cache_dir=cache_dir)
@@ -359,7 +391,8 @@ def load_teacher(spec: str, *, backend: str = "torch", batch_size: int = 32, max
         teacher = RandomTeacher(seed, cache_dir=cache_dir)
     else:
         teacher = _dense_teacher(spec, backend=backend, batch_size=batch_size, max_length=max_length,
-                                 query_prompt=query_prompt, passage_prompt=passage_prompt, cache_dir=cache_dir)
+                                 query_prompt=query_prompt, passage_prompt=passage_prompt, cache_dir=cache_dir,
+                                 search_backend=search_backend, recall_check=recall_check)
     if rescore_with:
         from hardneg.encode import resolve_model
 
@@ -369,7 +402,8 @@ def load_teacher(spec: str, *, backend: str = "torch", batch_size: int = 32, max
     return teacher
 
 
-def _dense_teacher(spec: str, *, cache_dir, **kwargs) -> DenseTeacher:
+def _dense_teacher(spec: str, *, cache_dir, search_backend: str = "exact", recall_check: int = 0,
+                   **kwargs) -> DenseTeacher:
     from hardneg.encode import load_encoder, resolve_model
 
     path = resolve_model(spec)
@@ -384,4 +418,5 @@ def _dense_teacher(spec: str, *, cache_dir, **kwargs) -> DenseTeacher:
             raise HardnegError(f"could not load teacher {spec!r}: {e}") from None
 
     fp = f"dense:{model_fingerprint(path, cache_dir)}:{settings}"  # the model loads only on a cache miss
-    return DenseTeacher(load, name=spec, fingerprint=fp, cache_dir=cache_dir)
+    return DenseTeacher(load, name=spec, fingerprint=fp, cache_dir=cache_dir, search_backend=search_backend,
+                        recall_check=recall_check)

@@ -61,6 +61,11 @@ def register(subparsers) -> None:
     e.add_argument("--rescore-with", default=None, metavar="CROSS_ENCODER",
                    help="rescore each teacher's pool with this cross-encoder before filtering")
     e.add_argument("--cache-dir", default=None, help="embedding/pool cache (default: $HARDNEG_CACHE or ~/.cache/hardneg)")
+    e.add_argument("--search-backend", default="exact", choices=["exact", "ivf-flat", "hnsw", "ivf-pq"],
+                   help="dense teachers' corpus search: exact (default) or a FAISS index (faster, approximate)")
+    e.add_argument("--recall-check", type=int, default=0, metavar="N",
+                   help="with a FAISS backend: compare N sampled queries with exact search; recall@depth goes "
+                        "into the meta file (default 0: off)")
     p.set_defaults(func=run)
 
 
@@ -92,12 +97,14 @@ def run(args) -> int:
     data = _load_data(args.data, args.split)
     teachers = [load_teacher(t, backend=args.backend, batch_size=args.batch_size, max_length=args.max_length,
                              query_prompt=args.query_prompt, passage_prompt=args.passage_prompt,
-                             rescore_with=args.rescore_with, cache_dir=args.cache_dir, seed=args.seed)
+                             rescore_with=args.rescore_with, cache_dir=args.cache_dir, seed=args.seed,
+                             search_backend=args.search_backend, recall_check=args.recall_check)
                 for t in args.teacher]
     result = mine(data, teachers, config)
     result.timings["total_s"] = round(time.perf_counter() - t0, 3)
     out = write_negatives(args.output, result, config, data=str(args.data), split=args.split,
-                          teacher_specs=list(args.teacher), rescore_with=args.rescore_with)
+                          teacher_specs=list(args.teacher), rescore_with=args.rescore_with,
+                          search=[getattr(t, "search_info", {"backend": "n/a"}) for t in teachers])
     st = result.stats
     sf = st["shortfall"]
     print(f"mined {st['rows']} rows for {st['queries']} queries with {', '.join(args.teacher)} "
@@ -108,5 +115,9 @@ def run(args) -> int:
           f"{sf['rows_short_in_output']} short in output, {sf['dropped']} dropped)")
     print(f"time: candidates {result.timings['candidates_s']:.1f}s, mining {result.timings['mining_s']:.1f}s, "
           f"total {result.timings['total_s']:.1f}s")
+    for t in teachers:
+        rc = getattr(t, "search_info", {}).get("recall_check")
+        if rc:
+            print(f"{t.name}: {rc['queries']} sampled queries, recall@{rc['depth']} vs exact = {rc['recall']:.4f}")
     print(f"wrote {out}")
     return 0
