@@ -1,0 +1,236 @@
+"""Approximate top-k with FAISS (``ivf-flat``, ``hnsw``, ``ivf-pq``), recall checks, per-query merges.
+
+Every backend returns what ``search.topk`` returns: (scores (Q, k) float32, idx (Q, k) int64) with
+-inf / -1 padding, ranked by the shared rule (score desc, then passage id asc). FAISS only proposes
+candidates: with ``rescore=True`` (default) their scores are recomputed exactly from the vectors
+(``ivf-pq`` scores are otherwise quantised) and re-ranked with ``search.rank``, so an ANN that
+finds the exact candidates gives exactly the exact output.
+
+Defaults, scaled by the corpus (or shard) size N and depth k (override any in ``AnnConfig``):
+
+* ``nlist``  = round(sqrt(N)), at most N // 39 (FAISS wants >= 39 training points per cell);
+* ``nprobe`` = ceil(nlist / 10): about a tenth of the corpus is scanned per query;
+* ``m``      = 32 HNSW neighbours per node, ``ef_construction`` 80, ``ef_search`` = max(2k, 128);
+* ``pq_m``   = the largest divisor of d that is <= d / 8 (48 sub-quantisers for 384-d), 8 bits per
+  code when N >= 39 * 256, fewer on tiny corpora;
+* training sample: min(N, 40 * nlist) rows (ivf-pq: at least 64 * 2^bits) drawn with ``seed``; k-means
+  is seeded too.
+
+Uniform random vectors are ANN's worst case (no cluster structure): measure with ``recall_check``.
+HNSW construction is multi-threaded in FAISS and may differ in its last candidates between runs;
+exact and IVF outputs are deterministic. Shards are indexed one by one and merged per query.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+
+from hardneg.errors import HardnegError
+from hardneg.search import id_order, rank
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("exact", "ivf-flat", "hnsw", "ivf-pq")
+_NO_KEY = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class AnnConfig:
+    """FAISS index settings; ``None`` means the size-scaled default (module docstring)."""
+
+    backend: str = "ivf-flat"
+    nlist: int | None = None
+    nprobe: int | None = None
+    m: int = 32
+    ef_construction: int = 80
+    ef_search: int | None = None
+    pq_m: int | None = None
+    pq_bits: int | None = None
+    seed: int = 0
+    rescore: bool = True
+    query_chunk: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS[1:]:
+            raise HardnegError(f"unknown ANN backend {self.backend!r}: choose one of {', '.join(BACKENDS[1:])}")
+        for name in ("nlist", "nprobe", "ef_search", "pq_m", "pq_bits"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise HardnegError(f"{name} must be a positive integer, got {v}")
+
+    def resolved(self, n: int, dim: int, k: int) -> dict:
+        """The concrete parameters for N = ``n`` vectors of ``dim`` dims at depth ``k``.
+
+        >>> AnnConfig("ivf-pq").resolved(1_000_000, 384, 100)["pq_m"]
+        48
+        """
+        nlist = self.nlist or max(1, min(round(math.sqrt(n)), n // 39))
+        nlist = max(1, min(nlist, n))
+        out = {"backend": self.backend, "nlist": nlist, "nprobe": min(self.nprobe or math.ceil(nlist / 10), nlist),
+               "m": self.m, "ef_construction": self.ef_construction,
+               "ef_search": self.ef_search or max(2 * k, 128), "seed": self.seed, "rescore": self.rescore,
+               "train_size": min(n, 40 * nlist)}
+        pq_m = self.pq_m or max(d for d in range(1, max(1, dim // 8) + 1) if dim % d == 0)
+        if dim % pq_m:
+            raise HardnegError(f"pq_m {pq_m} must divide the embedding dimension {dim}")
+        bits = self.pq_bits or max(1, min(8, int(math.log2(max(2, n // 39)))))
+        out.update(pq_m=pq_m, pq_bits=bits)
+        if self.backend == "ivf-pq":
+            out["train_size"] = min(n, max(out["train_size"], 64 * 2 ** bits))
+        return out
+
+
+def merge_topk(results: list[tuple[np.ndarray, np.ndarray]], key: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-shard top-k lists (global row ids, disjoint shards) into one top-k per query.
+
+    Same rule as ``search.rank``: score desc, then ``key[row]`` asc; padding (-1) ranks last.
+
+    >>> s, i = merge_topk([(np.array([[0.75, 0.5]]), np.array([[3, 1]])),
+    ...                    (np.array([[0.5, 0.1]]), np.array([[0, 2]]))], np.arange(4), 3)
+    >>> i.tolist(), s.tolist()
+    ([[3, 0, 1]], [[0.75, 0.5, 0.5]])
+    """
+    nq = results[0][0].shape[0]
+    cand_s = np.concatenate([np.asarray(s, dtype=np.float32) for s, _ in results], axis=1)
+    cand_i = np.concatenate([np.asarray(i, dtype=np.int64) for _, i in results], axis=1)
+    cand_s = np.where(cand_i >= 0, cand_s, -np.inf).astype(np.float32)
+    cand_key = np.where(cand_i >= 0, key[np.maximum(cand_i, 0)], _NO_KEY)
+    sel = rank(cand_s, cand_key, k)
+    out_s = np.full((nq, k), -np.inf, dtype=np.float32)
+    out_i = np.full((nq, k), -1, dtype=np.int64)
+    out_s[:, : sel.shape[1]] = np.take_along_axis(cand_s, sel, axis=1)
+    out_i[:, : sel.shape[1]] = np.take_along_axis(cand_i, sel, axis=1)
+    out_i[np.isneginf(out_s)] = -1
+    return out_s, out_i
+
+
+def build_index(passages: np.ndarray, params: dict, chunk: int = 65536):
+    """A trained, filled FAISS inner-product index over ``passages`` (N, d), float32 or float16."""
+    import faiss
+
+    n, d = passages.shape
+    b = params["backend"]
+    if b == "hnsw":
+        index = faiss.IndexHNSWFlat(d, params["m"], faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = params["ef_construction"]
+    else:
+        quantizer = faiss.IndexFlatIP(d)
+        if b == "ivf-flat":
+            index = faiss.IndexIVFFlat(quantizer, d, params["nlist"], faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexIVFPQ(quantizer, d, params["nlist"], params["pq_m"], params["pq_bits"],
+                                     faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = params["seed"]  # (faiss's wrapper keeps the quantizer alive with the index)
+        rows = np.sort(np.random.default_rng(params["seed"]).choice(n, params["train_size"], replace=False))
+        index.train(np.ascontiguousarray(passages[rows], dtype=np.float32))
+        index.nprobe = params["nprobe"]
+    for s in range(0, n, chunk):
+        index.add(np.ascontiguousarray(passages[s: s + chunk], dtype=np.float32))
+    if b == "hnsw":
+        index.hnsw.efSearch = params["ef_search"]
+    return index
+
+
+def _exact_scores(q: np.ndarray, passages: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """q (B, d) . passages[idx] (B, k, d) -> (B, k) float32; -inf where idx is -1."""
+    rows = np.asarray(passages[np.maximum(idx, 0).ravel()], dtype=np.float32).reshape(*idx.shape, -1)
+    s = np.einsum("bd,bkd->bk", q, rows).astype(np.float32)
+    return np.where(idx >= 0, s, -np.inf).astype(np.float32)
+
+
+def _search_one(index, q: np.ndarray, passages: np.ndarray, k: int, key: np.ndarray, off: int,
+                exclude, rescore: bool, chunk: int, bar) -> tuple[np.ndarray, np.ndarray]:
+    """Search one shard's index; rows come back as global ids (``off`` added), re-ranked by rule."""
+    extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
+    kk = min(k + extra, len(passages))
+    out_s = np.empty((len(q), k), np.float32)
+    out_i = np.empty((len(q), k), np.int64)
+    for s in range(0, len(q), chunk):
+        qb = q[s: s + chunk]
+        dist, lab = index.search(qb, kk)  # (B, kk) scores and local rows, -1 when not found
+        lab = lab.astype(np.int64)
+        sc = _exact_scores(qb, passages, lab) if rescore else np.where(lab >= 0, dist, -np.inf).astype(np.float32)
+        glob = np.where(lab >= 0, lab + off, -1)
+        if exclude is not None:
+            for r in range(len(qb)):
+                if exclude[s + r]:
+                    drop = np.isin(glob[r], list(exclude[s + r]))
+                    sc[r, drop], glob[r, drop] = -np.inf, -1
+        res = merge_topk([(sc, glob)], key, k)
+        out_s[s: s + len(qb)], out_i[s: s + len(qb)] = res
+        if bar is not None:
+            bar.update(len(qb))
+    return out_s, out_i
+
+
+def ann_search(queries: np.ndarray, passages, k: int, config: AnnConfig, *, key: np.ndarray | None = None,
+               exclude: list[set[int]] | None = None, progress: bool = False, info: dict | None = None):
+    """Top-k by a FAISS index: ``passages`` is an (N, d) array or shards (``ShardSet`` / list of
+    ``(offset, array)``), each shard indexed on its own and the results merged per query.
+
+    Returns (scores, idx) shaped like ``search.topk``'s; ``info`` (a dict, optional) receives the
+    resolved parameters (of the first, largest shard) for the meta file.
+    """
+    shards = [(0, passages)] if isinstance(passages, np.ndarray) else list(passages)
+    n = sum(len(a) for _, a in shards)
+    key = id_order([str(i) for i in range(n)]) if key is None else np.asarray(key)
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    k = max(0, min(k, n))
+    best = (np.full((len(q), 0), -np.inf, np.float32), np.full((len(q), 0), -1, np.int64))
+    if k == 0 or len(q) == 0:
+        return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(q) * len(shards), desc=f"search {config.backend}", unit="q", disable=not progress)
+    params: dict = {}
+    for off, arr in shards:
+        shard_params = config.resolved(len(arr), arr.shape[1], k)
+        params = params or shard_params
+        log.info("building %s index over %d rows: %s", config.backend, len(arr), shard_params)
+        index = build_index(arr, shard_params)
+        kk = min(k, len(arr))
+        res = _search_one(index, q, arr, kk, key, off, exclude, config.rescore, config.query_chunk, bar)
+        del index
+        best = merge_topk([best, res], key, k)
+    bar.close()
+    if info is not None:
+        info.update(params)
+    return best
+
+
+def recall_check(queries: np.ndarray, index_result: tuple[np.ndarray, np.ndarray],
+                 exact_fn: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+                 n: int, seed: int = 0) -> float:
+    """recall@depth of an ANN result: the share of the exact top-depth rows it also returned,
+    over ``n`` queries sampled with ``seed`` (all queries when n >= Q); depth = result width.
+
+    ``exact_fn(sub_queries, rows)`` returns the exact (scores, idx) at the same depth for
+    ``queries[rows]``. Padding (-1) is not counted. An empty sample gives 1.0.
+
+    >>> ann = (np.zeros((1, 2)), np.array([[4, 7]]))
+    >>> recall_check(np.zeros((1, 3)), ann, lambda q, r: (None, np.array([[4, 5]])), 10)
+    0.5
+    """
+    idx = np.asarray(index_result[1])
+    nq = len(idx)
+    m = min(int(n), nq)
+    if m <= 0:
+        return 1.0
+    rows = np.sort(np.random.default_rng(seed).choice(nq, m, replace=False))
+    _, exact = exact_fn(np.asarray(queries)[rows], rows)
+    hits = total = 0
+    for r, ex in zip(rows, np.asarray(exact)):
+        ex = ex[ex >= 0]
+        total += len(ex)
+        hits += len(np.intersect1d(ex, idx[r][idx[r] >= 0]))
+    return hits / total if total else 1.0
+
+
+def with_backend(config: AnnConfig | None, backend: str) -> AnnConfig:
+    """``config`` with ``backend`` set (a fresh default config when None)."""
+    return AnnConfig(backend=backend) if config is None else replace(config, backend=backend)

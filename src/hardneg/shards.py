@@ -1,0 +1,212 @@
+"""Sharded, resumable corpus encoding and exact search that streams the shards.
+
+Layout of a shard folder::
+
+    manifest.json       format, encoder name + fingerprint, kind, texts sha256, n, shard_size, dtype,
+                        shard row counts (written first, so a resumed run can check it)
+    shard-00000.npy     (<= shard_size, d) float32 or float16, each written atomically
+    shard-00001.npy     ...
+
+A killed run leaves only whole shards (plus perhaps a ``.shard-*.tmp`` that is ignored); running
+``encode_sharded`` again with the same encoder and texts encodes only the shards not on disk. A
+folder written for another encoder, kind, text list, dtype or shard size is refused with a
+``HardnegError`` rather than silently mixed. Memory: one shard of vectors at a time (choose the
+shard size from a byte budget with ``shard_rows_for_budget``); search holds one shard plus the
+running top-k per query, never the queries x corpus matrix.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from hardneg.errors import HardnegError
+from hardneg.io import atomic_open, read_json, sha256_texts, write_json
+
+log = logging.getLogger(__name__)
+
+FORMAT = "hardneg-shards-v1"
+MANIFEST = "manifest.json"
+DTYPES = ("float32", "float16")
+_CHECKED = ("format", "fingerprint", "kind", "texts_sha256", "n", "shard_size", "dtype")
+
+
+def shard_rows_for_budget(dim: int, dtype: str, budget_bytes: int) -> int:
+    """Rows per shard so one shard fits ``budget_bytes``: the stored rows plus the float32 copy
+    the encoder returns (and search converts to) before casting.
+
+    >>> shard_rows_for_budget(384, "float16", 1 << 20)  # 1 MiB: 384 * (2 + 4) bytes per row
+    455
+    """
+    if dtype not in DTYPES:
+        raise HardnegError(f"unknown shard dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    per_row = dim * (np.dtype(dtype).itemsize + 4)
+    rows = int(budget_bytes) // per_row
+    if rows < 1:
+        raise HardnegError(f"memory budget {budget_bytes} bytes is below one {dim}-d row ({per_row} bytes): "
+                           "raise --max-memory")
+    return rows
+
+
+def parse_bytes(text: str) -> int:
+    """``"512MB"``, ``"2GiB"``, ``"1.5G"`` or a plain number of bytes -> int (powers of 1024).
+
+    >>> parse_bytes("2GB"), parse_bytes("512m"), parse_bytes("1000")
+    (2147483648, 536870912, 1000)
+    """
+    s = str(text).strip().lower().removesuffix("b").removesuffix("i")
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    mult = units.get(s[-1:], 1)
+    try:
+        value = float(s[:-1] if s[-1:] in units else s)
+    except ValueError:
+        raise HardnegError(f"cannot read memory size {text!r}: write e.g. 512MB, 2GB or a number of bytes") from None
+    if value <= 0:
+        raise HardnegError(f"memory size must be positive, got {text!r}")
+    return int(value * mult)
+
+
+@dataclass(frozen=True)
+class ShardSet:
+    """The finished shards of one folder; iterating yields ``(row_offset, array)`` per shard,
+    each array memory-mapped read-only (float32 or float16, shape (rows, d))."""
+
+    root: Path
+    sizes: tuple[int, ...]
+    dtype: str
+    fingerprint: str = ""
+
+    @classmethod
+    def open(cls, root: str | Path) -> "ShardSet":
+        root = Path(root)
+        try:
+            m = read_json(root / MANIFEST)
+        except (OSError, ValueError) as e:
+            raise HardnegError(f"{root}: no readable {MANIFEST} ({e}); encode the corpus with encode_sharded") from None
+        sizes = tuple(int(s) for s in m["shard_rows"])
+        missing = [i for i in range(len(sizes)) if not shard_path(root, i).is_file()]
+        if missing:
+            raise HardnegError(f"{root}: shards {missing[:5]} are missing; run the encoding again to finish it")
+        return cls(root, sizes, m["dtype"], m.get("fingerprint", ""))
+
+    def __len__(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def offsets(self) -> list[int]:
+        return np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(int).tolist() if self.sizes else []
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        for i, off in enumerate(self.offsets):
+            yield off, np.load(shard_path(self.root, i), mmap_mode="r")
+
+    def load(self) -> np.ndarray:
+        """All rows as one float32 (n, d) array (only for corpora that fit in memory)."""
+        return np.concatenate([np.asarray(a, dtype=np.float32) for _, a in self], axis=0)
+
+
+def shard_path(root: Path, i: int) -> Path:
+    return Path(root) / f"shard-{i:05d}.npy"
+
+
+def _check_manifest(root: Path, want: dict) -> None:
+    try:
+        have = read_json(root / MANIFEST)
+    except (OSError, ValueError) as e:
+        raise HardnegError(f"{root / MANIFEST}: unreadable ({e}); delete the folder to re-encode") from None
+    bad = [k for k in _CHECKED if have.get(k) != want[k]]
+    if bad:
+        diff = "; ".join(f"{k}: folder has {have.get(k)!r}, this run {want[k]!r}" for k in bad)
+        raise HardnegError(f"{root} holds shards of other inputs ({diff}): pass another output folder "
+                           "or delete this one to re-encode")
+
+
+def _shard_ok(path: Path, rows: int, dtype: str) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        log.warning("re-encoding unreadable shard %s (%s)", path, e)
+        return False
+    return arr.ndim == 2 and arr.shape[0] == rows and arr.dtype == np.dtype(dtype)
+
+
+def encode_sharded(encoder, texts: Sequence[str], out_dir: str | Path, *, shard_size: int = 100_000,
+                   dtype: str = "float32", kind: str = "passage", progress: bool = True) -> ShardSet:
+    """Encode ``texts`` with ``encoder`` into ``out_dir`` shard by shard; resume a killed run.
+
+    ``encoder`` is any ``Encoder`` (``encode_passages`` for kind='passage', else ``encode_queries``).
+    Returns the ``ShardSet``; rows are in ``texts`` order, shard i holding rows
+    ``i*shard_size .. (i+1)*shard_size - 1``.
+    """
+    if dtype not in DTYPES:
+        raise HardnegError(f"unknown shard dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    if shard_size < 1:
+        raise HardnegError(f"shard_size must be a positive number of rows, got {shard_size}")
+    if kind not in ("passage", "query"):
+        raise ValueError(f"kind must be 'passage' or 'query', got {kind!r}")
+    texts, root = list(texts), Path(out_dir)
+    n = len(texts)
+    sizes = [min(shard_size, n - s) for s in range(0, n, shard_size)]
+    manifest = {"format": FORMAT, "encoder": getattr(encoder, "name", type(encoder).__name__),
+                "fingerprint": encoder.fingerprint, "kind": kind, "texts_sha256": sha256_texts(texts), "n": n,
+                "shard_size": shard_size, "dtype": dtype, "shard_rows": sizes}
+    if (root / MANIFEST).exists():
+        _check_manifest(root, manifest)
+    else:
+        write_json(root / MANIFEST, manifest)
+    todo = [i for i, rows in enumerate(sizes) if not _shard_ok(shard_path(root, i), rows, dtype)]
+    if len(todo) < len(sizes):
+        log.info("resuming sharded encode in %s: %d of %d shards done", root, len(sizes) - len(todo), len(sizes))
+    fn = encoder.encode_passages if kind == "passage" else encoder.encode_queries
+    from tqdm.auto import tqdm
+
+    with tqdm(total=sum(sizes[i] for i in todo), desc=f"encode {kind} shards", unit=kind,
+              disable=not progress or not todo) as bar:
+        for i in todo:
+            chunk = texts[i * shard_size: i * shard_size + sizes[i]]
+            arr = np.asarray(fn(chunk), dtype=np.float32)  # (rows, d)
+            if arr.ndim != 2 or arr.shape[0] != len(chunk):
+                raise RuntimeError(f"encoder returned shape {arr.shape} for {len(chunk)} texts")
+            with atomic_open(shard_path(root, i), "wb") as f:
+                np.save(f, arr.astype(dtype))
+            bar.update(len(chunk))
+    return ShardSet(root, tuple(sizes), dtype, encoder.fingerprint)
+
+
+def search_shards(queries: np.ndarray, shards, k: int, *, key: np.ndarray | None = None,
+                  exclude: list[set[int]] | None = None, query_chunk: int = 256, passage_chunk: int = 16384,
+                  progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k over a ``ShardSet`` (or any iterable of ``(offset, array)``), one shard at a time.
+
+    Each shard goes through ``search.topk`` (with its slice of the global tie-break ``key``); the
+    running top-k per query is merged with ``ann.merge_topk`` under the same rule, so the result
+    equals ``topk`` over the concatenated matrix. ``key`` defaults to string order of row numbers,
+    as in ``topk``. Working memory besides one shard: about 50 bytes x ``query_chunk`` x ``passage_chunk``
+    (~200 MB at the defaults) plus the (Q, k) results. Returns (scores (Q, k) float32, idx (Q, k) int64,
+    -inf / -1 padding).
+    """
+    from hardneg.ann import merge_topk
+    from hardneg.search import id_order, topk
+
+    parts = list(shards) if not isinstance(shards, ShardSet) else None
+    n = len(shards) if isinstance(shards, ShardSet) else sum(len(a) for _, a in parts)
+    key = id_order([str(i) for i in range(n)]) if key is None else np.asarray(key)
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    k = max(0, min(k, n))
+    best = (np.full((len(q), 0), -np.inf, np.float32), np.full((len(q), 0), -1, np.int64))
+    for off, arr in (shards if parts is None else parts):
+        rows = len(arr)
+        local_ex = None
+        if exclude is not None:
+            local_ex = [{j - off for j in ex if off <= j < off + rows} for ex in exclude]
+        s, i = topk(q, arr, k, key=key[off: off + rows], query_chunk=query_chunk,
+                    passage_chunk=passage_chunk, exclude=local_ex, progress=progress)
+        i = np.where(i >= 0, i + off, -1)
+        best = merge_topk([best, (s, i)], key, k)
+    return best
