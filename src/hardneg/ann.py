@@ -53,7 +53,7 @@ class AnnConfig:
     pq_bits: int | None = None
     seed: int = 0
     rescore: bool = True
-    query_chunk: int = 4096
+    query_chunk: int = 512  # rescoring gathers (chunk, k, d) float32: 79 MB at k=100, d=384
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS[1:]:
@@ -106,6 +106,19 @@ def merge_topk(results: list[tuple[np.ndarray, np.ndarray]], key: np.ndarray, k:
     out_s[:, : sel.shape[1]] = np.take_along_axis(cand_s, sel, axis=1)
     out_i[:, : sel.shape[1]] = np.take_along_axis(cand_i, sel, axis=1)
     out_i[np.isneginf(out_s)] = -1
+    return out_s, out_i
+
+
+def merge_running(best: tuple[np.ndarray, np.ndarray], new: tuple[np.ndarray, np.ndarray], key: np.ndarray, k: int,
+                  chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """``merge_topk([best, new], key, k)`` in blocks of ``chunk`` queries, so the merge's temporaries
+    stay ~60 B x chunk x 2k instead of growing with the number of queries."""
+    nq = new[0].shape[0]
+    out_s = np.empty((nq, k), np.float32)
+    out_i = np.empty((nq, k), np.int64)
+    for s in range(0, nq, chunk):
+        e = s + chunk
+        out_s[s:e], out_i[s:e] = merge_topk([(best[0][s:e], best[1][s:e]), (new[0][s:e], new[1][s:e])], key, k)
     return out_s, out_i
 
 
@@ -196,7 +209,7 @@ def ann_search(queries: np.ndarray, passages, k: int, config: AnnConfig, *, key:
         kk = min(k, len(arr))
         res = _search_one(index, q, arr, kk, key, off, exclude, config.rescore, config.query_chunk, bar)
         del index
-        best = merge_topk([best, res], key, k)
+        best = merge_running(best, res, key, k)
     bar.close()
     if info is not None:
         info.update(params)

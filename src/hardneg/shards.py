@@ -185,13 +185,13 @@ def search_shards(queries: np.ndarray, shards, k: int, *, key: np.ndarray | None
     """Exact top-k over a ``ShardSet`` (or any iterable of ``(offset, array)``), one shard at a time.
 
     Each shard goes through ``search.topk`` (with its slice of the global tie-break ``key``); the
-    running top-k per query is merged with ``ann.merge_topk`` under the same rule, so the result
+    running top-k per query is merged with ``ann.merge_topk`` (in query blocks) under the same rule, so the result
     equals ``topk`` over the concatenated matrix. ``key`` defaults to string order of row numbers,
     as in ``topk``. Working memory besides one shard: about 50 bytes x ``query_chunk`` x ``passage_chunk``
     (~200 MB at the defaults) plus the (Q, k) results. Returns (scores (Q, k) float32, idx (Q, k) int64,
     -inf / -1 padding).
     """
-    from hardneg.ann import merge_topk
+    from hardneg.ann import merge_running
     from hardneg.search import id_order, topk
 
     parts = list(shards) if not isinstance(shards, ShardSet) else None
@@ -208,5 +208,5 @@ def search_shards(queries: np.ndarray, shards, k: int, *, key: np.ndarray | None
         s, i = topk(q, arr, k, key=key[off: off + rows], query_chunk=query_chunk,
                     passage_chunk=passage_chunk, exclude=local_ex, progress=progress)
         i = np.where(i >= 0, i + off, -1)
-        best = merge_topk([best, (s, i)], key, k)
+        best = merge_running(best, (s, i), key, k)
     return best
