@@ -34,3 +34,17 @@ def test_topk_exclude_and_padding():
     s, i = topk(q, p, 3, exclude=[{0}, set()])
     assert i.tolist() == [[1, -1], [1, 0]]
     assert np.isneginf(s[0, 1])
+
+
+def test_rank_equals_full_lexsort_with_many_ties_nan_and_inf():
+    """The fast preselection path must give exactly the full sort's answer, ties included."""
+    rng = np.random.default_rng(0)
+    for t in range(200):
+        b, n = int(rng.integers(1, 6)), int(rng.integers(2, 60))
+        k = int(rng.integers(1, n))
+        s = rng.integers(0, 5, size=(b, n)).astype(np.float64 if t % 2 else np.float32)
+        s[rng.random((b, n)) < 0.15] = -np.inf
+        s[rng.random((b, n)) < 0.1] = np.nan
+        key = rng.permutation(n)
+        ref = np.lexsort((np.broadcast_to(key, s.shape), -np.where(np.isnan(s), -np.inf, s)), axis=1)[:, :k]
+        assert rank(s, key, k).tolist() == ref.tolist()

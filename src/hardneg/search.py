@@ -37,17 +37,30 @@ def rank(scores: np.ndarray, key: np.ndarray, k: int) -> np.ndarray:
         return np.empty((b, 0), dtype=np.int64)
     s = np.where(np.isnan(scores), -np.inf, scores)
     if k < n:
-        # candidates: everything >= the k-th largest score (keeps all ties at the boundary)
-        kth = np.partition(s, n - k, axis=1)[:, n - k : n - k + 1]
-        out = np.empty((b, k), dtype=np.int64)
-        for r in range(b):
-            cand = np.flatnonzero(s[r] >= kth[r])
-            kr = key[r, cand] if key.ndim == 2 else key[cand]
-            o = np.lexsort((kr, -s[r, cand]))[:k]
-            out[r] = cand[o]
-        return out
+        return _rank_partial(s, key, k)
     kk = np.broadcast_to(key, s.shape)
     return np.lexsort((kk, -s), axis=1)[:, :k].astype(np.int64)
+
+
+def _rank_partial(s: np.ndarray, key: np.ndarray, k: int) -> np.ndarray:
+    """``rank`` for k < N: ``torch.topk`` preselects k per row (~4x faster than numpy's
+    argpartition here), then a (B, k) lexsort orders them by (score desc, key asc).
+
+    Only rows where more than k scores reach the k-th value (a tie straddling rank k, where the
+    preselection may have kept the wrong tied ids) take the exact per-row path.
+    """
+    import torch
+
+    part = torch.topk(torch.from_numpy(np.ascontiguousarray(s)), k, dim=1, sorted=False).indices.numpy()
+    part_s = np.take_along_axis(s, part, axis=1)  # (B, k) unordered top-k
+    part_key = np.take_along_axis(key, part, axis=1) if key.ndim == 2 else key[part]
+    out = np.take_along_axis(part, np.lexsort((part_key, -part_s), axis=1), axis=1).astype(np.int64)
+    kth = part_s.min(axis=1, keepdims=True)
+    for r in np.flatnonzero((s >= kth).sum(axis=1) > k):
+        cand = np.flatnonzero(s[r] >= kth[r])
+        kr = key[r, cand] if key.ndim == 2 else key[cand]
+        out[r] = cand[np.lexsort((kr, -s[r, cand]))[:k]]
+    return out
 
 
 def topk(
