@@ -272,6 +272,19 @@ def _loss_logger():
     return LossLog()
 
 
+def _quiet_progress(trainer) -> None:
+    """Keep transformers' step bar but stop it printing raw ``{'loss': ...}`` dicts to stdout
+    (LossLog already logs each loss readably)."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class QuietProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            return None
+
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(QuietProgress())
+
+
 def _last_checkpoint(ckpt_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -306,6 +319,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
                       gather_across_devices=int(os.environ.get("WORLD_SIZE", "1")) > 1)
     trainer = _trainer_class(model)(model=model, args=training_args(config, ckpt_dir), train_dataset=dataset,
                                     loss=loss, callbacks=[_loss_logger(), *(callbacks or [])])
+    _quiet_progress(trainer)
     t_load = time.time() - t0
     result = trainer.train(resume_from_checkpoint=resume_from)
     t_train = time.time() - t0 - t_load
