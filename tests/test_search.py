@@ -48,3 +48,21 @@ def test_rank_equals_full_lexsort_with_many_ties_nan_and_inf():
         key = rng.permutation(n)
         ref = np.lexsort((np.broadcast_to(key, s.shape), -np.where(np.isnan(s), -np.inf, s)), axis=1)[:, :k]
         assert rank(s, key, k).tolist() == ref.tolist()
+
+
+def test_topk_equals_full_rank_with_ties_exclusions_and_small_chunks():
+    """Block-local top-k + merge must equal ranking the whole matrix (integer vectors make ties)."""
+    rng = np.random.default_rng(1)
+    for _ in range(60):
+        nq, n, k = int(rng.integers(1, 9)), int(rng.integers(1, 80)), int(rng.integers(1, 90))
+        q = rng.integers(-2, 3, size=(nq, 3)).astype(np.float32)
+        p = rng.integers(-2, 3, size=(n, 3)).astype(np.float32)
+        key = id_order([f"d{j}" for j in rng.permutation(n)])
+        ex = [set(rng.choice(n, size=min(n, 2), replace=False).tolist()) for _ in range(nq)]
+        _, idx = topk(q, p, k, key=key, query_chunk=3, passage_chunk=7, exclude=ex)
+        full = q @ p.T
+        for r in range(nq):
+            full[r, list(ex[r])] = -np.inf
+        ref = rank(full, key, min(k, n))
+        ref = np.where(np.isneginf(np.take_along_axis(full, ref, 1)), -1, ref)
+        assert idx.tolist() == ref.tolist()

@@ -105,9 +105,11 @@ def topk(
                     for j in exclude[qs + r]:
                         if ps <= j < ps + sc.shape[1]:
                             sc[r, j - ps] = -np.inf
-            idx = np.broadcast_to(np.arange(ps, ps + sc.shape[1]), sc.shape)
-            cand_s = np.concatenate([best_s, sc], axis=1)
-            cand_i = np.concatenate([best_i, idx], axis=1)
+            # this block's own top-k first (exact under the rank rule), then merge with the
+            # running top-k on a small (B, 2k) array: the global top-k lies in their union
+            top = rank(sc, key[ps : ps + sc.shape[1]], k)  # (B, k) block-local columns
+            cand_s = np.concatenate([best_s, np.take_along_axis(sc, top, axis=1)], axis=1)
+            cand_i = np.concatenate([best_i, top + ps], axis=1)
             cand_key = np.where(cand_i >= 0, key[np.maximum(cand_i, 0)], np.iinfo(np.int64).max)
             sel = rank(cand_s, cand_key, k)
             best_s = np.take_along_axis(cand_s, sel, axis=1)
