@@ -258,33 +258,6 @@ def training_args(config: TrainConfig, ckpt_dir: Path) -> Any:
     )
 
 
-def _loss_logger():
-    from transformers import TrainerCallback
-
-    class LossLog(TrainerCallback):
-        """Logs each training loss through ``logging`` (the tqdm bar shows progress)."""
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                log.info("step %d/%d loss %.4f lr %.2e", state.global_step, state.max_steps, logs["loss"],
-                         logs.get("learning_rate", float("nan")))
-
-    return LossLog()
-
-
-def _quiet_progress(trainer) -> None:
-    """Keep transformers' step bar but stop it printing raw ``{'loss': ...}`` dicts to stdout
-    (LossLog already logs each loss readably)."""
-    from transformers.trainer_callback import ProgressCallback
-
-    class QuietProgress(ProgressCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            return None
-
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(QuietProgress())
-
-
 def _last_checkpoint(ckpt_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -297,6 +270,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
     ``callbacks``: extra ``transformers.TrainerCallback`` objects (tests use one to stop early).
     """
     from hardneg.losses import build_loss
+    from hardneg.train_callbacks import loss_logger, quiet_progress
 
     t0 = time.time()
     out = Path(config.output)
@@ -318,8 +292,8 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
                       mini_batch_size=config.mini_batch_size, num_negatives=config.num_negatives,
                       gather_across_devices=int(os.environ.get("WORLD_SIZE", "1")) > 1)
     trainer = _trainer_class(model)(model=model, args=training_args(config, ckpt_dir), train_dataset=dataset,
-                                    loss=loss, callbacks=[_loss_logger(), *(callbacks or [])])
-    _quiet_progress(trainer)
+                                    loss=loss, callbacks=[loss_logger(), *(callbacks or [])])
+    quiet_progress(trainer)
     t_load = time.time() - t0
     result = trainer.train(resume_from_checkpoint=resume_from)
     t_train = time.time() - t0 - t_load
