@@ -180,15 +180,16 @@ def encode_sharded(encoder, texts: Sequence[str], out_dir: str | Path, *, shard_
 
 
 def search_shards(queries: np.ndarray, shards, k: int, *, key: np.ndarray | None = None,
-                  exclude: list[set[int]] | None = None, query_chunk: int = 256, passage_chunk: int = 16384,
+                  exclude: list[set[int]] | None = None, query_chunk: int = 1024, passage_chunk: int = 16384,
                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k over a ``ShardSet`` (or any iterable of ``(offset, array)``), one shard at a time.
 
     Each shard goes through ``search.topk`` (with its slice of the global tie-break ``key``); the
     running top-k per query is merged with ``ann.merge_topk`` (in query blocks) under the same rule, so the result
     equals ``topk`` over the concatenated matrix. ``key`` defaults to string order of row numbers,
-    as in ``topk``. Working memory besides one shard: about 50 bytes x ``query_chunk`` x ``passage_chunk``
-    (~200 MB at the defaults) plus the (Q, k) results. Returns (scores (Q, k) float32, idx (Q, k) int64,
+    as in ``topk``. Working memory besides the shard pages being read: one float32
+    ``query_chunk`` x ``passage_chunk`` score buffer (64 MB at the defaults), the per-block candidates and
+    the (Q, k) results. Returns (scores (Q, k) float32, idx (Q, k) int64,
     -inf / -1 padding).
     """
     from hardneg.ann import merge_running
