@@ -114,7 +114,7 @@ def test_cli_mine_with_faiss_backend_records_recall(tiny_beir, tiny_model, tmp_p
     assert info["recall_check"] == {"queries": 2, "depth": 6, "recall": 1.0}
     assert ann.read_bytes() == (tmp_path / "exact.jsonl").read_bytes()  # recall 1.0 -> the exact output
     exact_meta = json.loads((tmp_path / "exact.jsonl.meta.json").read_text())
-    assert exact_meta["search"] == [{"backend": "exact"}]
+    assert [(x["backend"], x["engine"]["name"]) for x in exact_meta["search"]] == [("exact", "local")]
     assert exact_meta["teachers"][0]["fingerprint"] != meta["teachers"][0]["fingerprint"]
 
 

@@ -150,7 +150,7 @@ def topk(
     for qs in range(0, nq, query_chunk):
         qb = q[qs : qs + query_chunk]
         cand_s, cand_i = [], []
-        tq = torch.from_numpy(qb)
+        tq = _as_tensor(qb)
         for ps in range(0, n, passage_chunk):
             pb = _as_tensor(passages[ps : ps + passage_chunk])
             sc = buf[: len(qb), : len(pb)]

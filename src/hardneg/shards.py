@@ -24,6 +24,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from hardneg.cache import CHUNK_SIZE
 from hardneg.errors import HardnegError
 from hardneg.io import atomic_open, read_json, sha256_texts, write_json
 
@@ -46,6 +47,8 @@ def shard_rows_for_budget(dim: int, dtype: str, budget_bytes: int) -> int:
         raise HardnegError(f"unknown shard dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     per_row = dim * (np.dtype(dtype).itemsize + 4)
     rows = int(budget_bytes) // per_row
+    if rows >= CHUNK_SIZE:  # whole cache chunks: shards then reproduce encode_cached's batches
+        rows -= rows % CHUNK_SIZE
     if rows < 1:
         raise HardnegError(f"memory budget {budget_bytes} bytes is below one {dim}-d row ({per_row} bytes): "
                            "raise --max-memory")
@@ -104,6 +107,32 @@ class ShardSet:
         for i, off in enumerate(self.offsets):
             yield off, np.load(shard_path(self.root, i), mmap_mode="r")
 
+    def arrays(self, mmap: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+        """``(row_offset, array)`` per shard; ``mmap=False`` reads each shard into memory instead, so
+        a streamed pass holds one shard at a time (mapped pages would stay in the process's RSS)."""
+        for i, off in enumerate(self.offsets):
+            yield off, np.load(shard_path(self.root, i), mmap_mode="r" if mmap else None)
+
+    def rows(self, idx) -> np.ndarray:
+        """float32 vectors of global rows ``idx`` (any order), read from the mapped shards."""
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        out = np.empty((len(idx), self.dim), np.float32)
+        bounds = np.cumsum(self.sizes)
+        which = np.searchsorted(bounds, idx, side="right")
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"row out of range 0..{len(self) - 1}")
+        for sh in np.unique(which):
+            arr = np.load(shard_path(self.root, int(sh)), mmap_mode="r")
+            sel = np.flatnonzero(which == sh)
+            out[sel] = arr[idx[sel] - (bounds[sh] - self.sizes[sh])]
+        return out
+
+    @property
+    def dim(self) -> int:
+        if not self.sizes:
+            return 0
+        return int(np.load(shard_path(self.root, 0), mmap_mode="r").shape[1])
+
     def load(self) -> np.ndarray:
         """All rows as one float32 (n, d) array (only for corpora that fit in memory)."""
         return np.concatenate([np.asarray(a, dtype=np.float32) for _, a in self], axis=0)
@@ -136,13 +165,39 @@ def _shard_ok(path: Path, rows: int, dtype: str) -> bool:
     return arr.ndim == 2 and arr.shape[0] == rows and arr.dtype == np.dtype(dtype)
 
 
-def encode_sharded(encoder, texts: Sequence[str], out_dir: str | Path, *, shard_size: int = 100_000,
-                   dtype: str = "float32", kind: str = "passage", progress: bool = True) -> ShardSet:
-    """Encode ``texts`` with ``encoder`` into ``out_dir`` shard by shard; resume a killed run.
+@dataclass(frozen=True)
+class ShardPlan:
+    """What ``encode_sharded`` will do: the folder, the rows per shard and the shards still to encode."""
 
-    ``encoder`` is any ``Encoder`` (``encode_passages`` for kind='passage', else ``encode_queries``).
-    Returns the ``ShardSet``; rows are in ``texts`` order, shard i holding rows
-    ``i*shard_size .. (i+1)*shard_size - 1``.
+    root: Path
+    sizes: tuple[int, ...]
+    todo: tuple[int, ...]
+    shard_size: int
+    dtype: str
+    fingerprint: str
+    kind: str
+
+    def texts(self, texts: Sequence[str], i: int) -> list[str]:
+        """The texts of shard ``i``."""
+        return list(texts[i * self.shard_size: i * self.shard_size + self.sizes[i]])
+
+    def write(self, i: int, arr: np.ndarray) -> None:
+        """Check and atomically save shard ``i`` (float32 vectors, cast to the folder's dtype)."""
+        arr = np.asarray(arr, dtype=np.float32)
+        if arr.ndim != 2 or arr.shape[0] != self.sizes[i]:
+            raise RuntimeError(f"encoder returned shape {arr.shape} for shard {i} of {self.sizes[i]} texts")
+        with atomic_open(shard_path(self.root, i), "wb") as f:
+            np.save(f, arr.astype(self.dtype))
+
+    def shardset(self) -> "ShardSet":
+        return ShardSet(self.root, self.sizes, self.dtype, self.fingerprint)
+
+
+def plan_shards(encoder, texts: Sequence[str], out_dir: str | Path, *, shard_size: int = 100_000,
+                dtype: str = "float32", kind: str = "passage") -> ShardPlan:
+    """Write (or check) the manifest of ``out_dir`` and list the shards not yet on disk.
+
+    ``encoder`` only needs ``name`` and ``fingerprint`` here (it is not called).
     """
     if dtype not in DTYPES:
         raise HardnegError(f"unknown shard dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
@@ -150,8 +205,7 @@ def encode_sharded(encoder, texts: Sequence[str], out_dir: str | Path, *, shard_
         raise HardnegError(f"shard_size must be a positive number of rows, got {shard_size}")
     if kind not in ("passage", "query"):
         raise ValueError(f"kind must be 'passage' or 'query', got {kind!r}")
-    texts, root = list(texts), Path(out_dir)
-    n = len(texts)
+    root, n = Path(out_dir), len(texts)
     sizes = [min(shard_size, n - s) for s in range(0, n, shard_size)]
     manifest = {"format": FORMAT, "encoder": getattr(encoder, "name", type(encoder).__name__),
                 "fingerprint": encoder.fingerprint, "kind": kind, "texts_sha256": sha256_texts(texts), "n": n,
@@ -163,20 +217,45 @@ def encode_sharded(encoder, texts: Sequence[str], out_dir: str | Path, *, shard_
     todo = [i for i, rows in enumerate(sizes) if not _shard_ok(shard_path(root, i), rows, dtype)]
     if len(todo) < len(sizes):
         log.info("resuming sharded encode in %s: %d of %d shards done", root, len(sizes) - len(todo), len(sizes))
+    return ShardPlan(root, tuple(sizes), tuple(todo), shard_size, dtype, encoder.fingerprint, kind)
+
+
+def encode_shard(encoder, texts: Sequence[str], kind: str, chunk: int = CHUNK_SIZE,
+                 progress=None) -> np.ndarray:
+    """One shard's float32 vectors, encoded ``chunk`` texts per encoder call.
+
+    The chunk equals the embedding cache's, so a shard whose start is a multiple of ``chunk``
+    gets exactly the vectors ``encode_cached`` computes for those rows (same length-sorted
+    batches), whichever engine runs it.
+    """
     fn = encoder.encode_passages if kind == "passage" else encoder.encode_queries
+    parts = []
+    for s in range(0, len(texts), chunk):
+        part = list(texts[s: s + chunk])
+        parts.append(np.asarray(fn(part), dtype=np.float32))
+        if progress is not None:
+            progress(len(part))
+    return np.concatenate(parts, axis=0) if parts else np.asarray(fn([]), dtype=np.float32)
+
+
+def encode_sharded(encoder, texts: Sequence[str], out_dir: str | Path, *, shard_size: int = 100_000,
+                   dtype: str = "float32", kind: str = "passage", progress: bool = True) -> ShardSet:
+    """Encode ``texts`` with ``encoder`` into ``out_dir`` shard by shard; resume a killed run.
+
+    ``encoder`` is any ``Encoder`` (``encode_passages`` for kind='passage', else ``encode_queries``).
+    Returns the ``ShardSet``; rows are in ``texts`` order, shard i holding rows
+    ``i*shard_size .. (i+1)*shard_size - 1``. ``hardneg.ray_engine.encode_sharded_ray`` writes the
+    same folder with Ray actors.
+    """
+    texts = list(texts)
+    plan = plan_shards(encoder, texts, out_dir, shard_size=shard_size, dtype=dtype, kind=kind)
     from tqdm.auto import tqdm
 
-    with tqdm(total=sum(sizes[i] for i in todo), desc=f"encode {kind} shards", unit=kind,
-              disable=not progress or not todo) as bar:
-        for i in todo:
-            chunk = texts[i * shard_size: i * shard_size + sizes[i]]
-            arr = np.asarray(fn(chunk), dtype=np.float32)  # (rows, d)
-            if arr.ndim != 2 or arr.shape[0] != len(chunk):
-                raise RuntimeError(f"encoder returned shape {arr.shape} for {len(chunk)} texts")
-            with atomic_open(shard_path(root, i), "wb") as f:
-                np.save(f, arr.astype(dtype))
-            bar.update(len(chunk))
-    return ShardSet(root, tuple(sizes), dtype, encoder.fingerprint)
+    with tqdm(total=sum(plan.sizes[i] for i in plan.todo), desc=f"encode {kind} shards", unit=kind,
+              disable=not progress or not plan.todo) as bar:
+        for i in plan.todo:
+            plan.write(i, encode_shard(encoder, plan.texts(texts, i), kind, progress=bar.update))
+    return plan.shardset()
 
 
 def search_shards(queries: np.ndarray, shards, k: int, *, key: np.ndarray | None = None,
@@ -201,7 +280,7 @@ def search_shards(queries: np.ndarray, shards, k: int, *, key: np.ndarray | None
     q = np.ascontiguousarray(queries, dtype=np.float32)
     k = max(0, min(k, n))
     best = (np.full((len(q), 0), -np.inf, np.float32), np.full((len(q), 0), -1, np.int64))
-    for off, arr in (shards if parts is None else parts):
+    for off, arr in (shards.arrays(mmap=False) if parts is None else parts):
         rows = len(arr)
         local_ex = None
         if exclude is not None:

@@ -24,7 +24,7 @@ from hardneg.candidates import Candidates, Teacher
 from hardneg.errors import HardnegError
 from hardneg.io import sha256_texts
 from hardneg.pools import PoolCache, _CachedTeacher, _h  # noqa: F401 - PoolCache re-exported
-from hardneg.search import id_order, rank, search, topk
+from hardneg.search import id_order, rank, search
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,9 @@ class DenseTeacher(_CachedTeacher):
 
     def __init__(self, encoder, *, name: str | None = None, fingerprint: str | None = None,
                  cache_dir: str | Path | None = None, cache: bool = True, search_backend: str = "exact",
-                 recall_check: int = 0, ann=None):
+                 recall_check: int = 0, ann=None, engine=None):
         super().__init__(cache_dir, cache)
+        from hardneg.engine import EngineConfig
         from hardneg.ann import BACKENDS
 
         if search_backend not in BACKENDS:
@@ -52,12 +53,14 @@ class DenseTeacher(_CachedTeacher):
         self._load = encoder if lazy else None
         self.name = name or encoder.name
         self.fingerprint = fingerprint or f"dense:{encoder.fingerprint}"
+        self._vectors_fp = self.fingerprint  # names the vectors (shard folders); the search suffix does not
+        self.engine = engine or EngineConfig()
         # an ANN pool is not the exact pool: other cache entries, and no slicing of deeper pools
         self.search_backend, self.recall_check, self.ann = search_backend, int(recall_check), ann
         if search_backend != "exact":
             self.fingerprint += f":search={search_backend}:{_h(repr(ann))}"
             self.sliceable = False
-        self.search_info: dict = {"backend": search_backend}  # + index params, measured recall
+        self.search_info: dict = {"backend": search_backend, "engine": self.engine.to_dict()}  # + params, recall
         self.cache_dir = cache_dir
         self._p: np.ndarray | None = None  # (N, d) corpus embeddings
         self._p_for = ""                   # corpus hash they belong to
@@ -69,9 +72,13 @@ class DenseTeacher(_CachedTeacher):
             self._encoder = self._load()
         return self._encoder
 
-    def _embeddings(self, data, qids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _embeddings(self, data, qids: list[str]):
+        """(queries (Q, d), corpus): the corpus an (N, d) array, or a ``ShardSet`` when the engine
+        is sharded (``max_memory`` / Ray; see ``hardneg.engine``)."""
         from hardneg.encode import encode_cached
 
+        if self.engine.sharded:
+            return self._sharded_embeddings(data, qids)
         corpus_hash = sha256_texts(data.corpus.ids)
         if self._p is None or self._p_for != corpus_hash:
             self._p = encode_cached(self.encoder, data.corpus.passage_texts(), kind="passage",
@@ -84,26 +91,48 @@ class DenseTeacher(_CachedTeacher):
         q = np.stack([self._q[x] for x in qids]) if qids else np.zeros((0, self._p.shape[1]), np.float32)
         return q, self._p
 
+    def _sharded_embeddings(self, data, qids: list[str]):
+        from hardneg.engine import Workers
+
+        corpus_hash = sha256_texts(data.corpus.ids)
+        new = [q for q in dict.fromkeys(qids) if q not in self._q or self._p_for != corpus_hash]
+        factory = self._load if self._load is not None else (lambda enc=self._encoder: enc)
+        with Workers(self.engine, factory, self.name, self._vectors_fp) as w:  # frees Ray's slots for search
+            if self._p is None or self._p_for != corpus_hash:
+                self._p = w.encode(data.corpus.passage_texts(), "passage", cache_dir=self.cache_dir)
+                self._p_for, self._q = corpus_hash, {}
+            if new:
+                emb = w.encode([data.queries[q] for q in new], "query", cache_dir=self.cache_dir).load()
+                self._q.update(zip(new, emb))
+        q = np.stack([self._q[x] for x in qids]) if qids else np.zeros((0, self._p.dim), np.float32)
+        return q, self._p
+
     def _compute(self, data, qids: list[str], depth: int) -> Candidates:
+        from hardneg.shards import ShardSet
+
         q, p = self._embeddings(data, qids)
         scores, idx = self._search(q, p, depth, id_order(data.corpus.ids))
         index = data.corpus.index
-        pos = {qid: {d: float(q[i] @ p[index[d]]) for d in data.relevant(qid)} for i, qid in enumerate(qids)}
+        rows = sorted({index[d] for qid in qids for d in data.relevant(qid)})
+        vec = dict(zip(rows, p.rows(rows) if isinstance(p, ShardSet) else p[rows]))
+        pos = {qid: {d: float(q[i] @ vec[index[d]]) for d in data.relevant(qid)} for i, qid in enumerate(qids)}
         return Candidates(self.name, self.fingerprint, qids, idx, scores, pos)
 
     def _search(self, q: np.ndarray, p: np.ndarray, depth: int, key: np.ndarray):
         """Top-``depth`` with the chosen backend; ANN runs record their index parameters and,
         with ``recall_check`` N > 0, recall@depth against exact search on N sampled queries."""
+        from hardneg import engine
+
         params: dict = {}
-        res = search(q, p, depth, backend=self.search_backend, key=key, ann=self.ann, info=params,
-                     progress=len(q) > 1000)
+        res = engine.search(self.engine, q, p, depth, backend=self.search_backend, key=key, ann=self.ann,
+                            info=params, progress=len(q) > 1000)
         if self.search_backend == "exact":
             return res
-        self.search_info = {"backend": self.search_backend, "params": params}
+        self.search_info = {"backend": self.search_backend, "engine": self.engine.to_dict(), "params": params}
         if self.recall_check > 0:
             from hardneg.ann import recall_check
 
-            r = recall_check(q, res, lambda sub, rows: topk(sub, p, depth, key=key), self.recall_check, seed=0)
+            r = recall_check(q, res, lambda sub, rows: search(sub, p, depth, key=key), self.recall_check, seed=0)
             self.search_info["recall_check"] = {"queries": min(self.recall_check, len(q)), "depth": depth,
                                                 "recall": round(r, 6)}
             log.info("%s: %s recall@%d = %.4f on %d sampled queries", self.name, self.search_backend, depth, r,
@@ -280,12 +309,13 @@ def load_cross_encoder(spec: str):
 def load_teacher(spec: str, *, backend: str = "torch", batch_size: int = 32, max_length: int | None = None,
                  query_prompt: str = "", passage_prompt: str = "", rescore_with: str | None = None,
                  cache_dir: str | Path | None = None, seed: int = 42, search_backend: str = "exact",
-                 recall_check: int = 0) -> Teacher:
+                 recall_check: int = 0, engine=None) -> Teacher:
     """``"bm25"``, ``"random"`` or any model ``hardneg.encode.load_encoder`` accepts.
 
     Dense models load lazily (only when a pool is not cached); a spec that is not a loadable model
     fails with a HardnegError naming it. ``rescore_with`` wraps the teacher in ``RescoredTeacher``.
-    ``search_backend`` / ``recall_check`` apply to dense teachers (see ``DenseTeacher``).
+    ``search_backend`` / ``recall_check`` / ``engine`` (``hardneg.engine.EngineConfig``) apply to dense
+    teachers (see ``DenseTeacher``).
     """
     if spec == "bm25":
         teacher: Teacher = BM25Teacher(cache_dir=cache_dir)
@@ -294,7 +324,7 @@ def load_teacher(spec: str, *, backend: str = "torch", batch_size: int = 32, max
     else:
         teacher = _dense_teacher(spec, backend=backend, batch_size=batch_size, max_length=max_length,
                                  query_prompt=query_prompt, passage_prompt=passage_prompt, cache_dir=cache_dir,
-                                 search_backend=search_backend, recall_check=recall_check)
+                                 search_backend=search_backend, recall_check=recall_check, engine=engine)
     if rescore_with:
         from hardneg.encode import resolve_model
 
@@ -304,7 +334,7 @@ def load_teacher(spec: str, *, backend: str = "torch", batch_size: int = 32, max
     return teacher
 
 
-def _dense_teacher(spec: str, *, cache_dir, search_backend: str = "exact", recall_check: int = 0,
+def _dense_teacher(spec: str, *, cache_dir, search_backend: str = "exact", recall_check: int = 0, engine=None,
                    **kwargs) -> DenseTeacher:
     from hardneg.encode import load_encoder, resolve_model
 
@@ -321,4 +351,4 @@ def _dense_teacher(spec: str, *, cache_dir, search_backend: str = "exact", recal
 
     fp = f"dense:{model_fingerprint(path, cache_dir)}:{settings}"  # the model loads only on a cache miss
     return DenseTeacher(load, name=spec, fingerprint=fp, cache_dir=cache_dir, search_backend=search_backend,
-                        recall_check=recall_check)
+                        recall_check=recall_check, engine=engine)

@@ -66,7 +66,39 @@ def register(subparsers) -> None:
     e.add_argument("--recall-check", type=int, default=0, metavar="N",
                    help="with a FAISS backend: compare N sampled queries with exact search; recall@depth goes "
                         "into the meta file (default 0: off)")
+    add_engine_args(p)
     p.set_defaults(func=run)
+
+
+def add_engine_args(p) -> None:
+    """--engine / --ray-address / --workers / --max-memory / --shard-dtype (shared by commands that encode)."""
+    g = p.add_argument_group("scale (see docs/scale.md)")
+    g.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="where dense teachers encode and search: this process (default) or a Ray cluster; "
+                        "same output either way")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="Ray cluster to join ('auto', 'ray://head:10001'); default: start a local Ray instance")
+    g.add_argument("--workers", type=int, default=None,
+                   help="ray: encoding actors (default: one per GPU, else one per CPU)")
+    g.add_argument("--cpus-per-worker", type=float, default=1.0,
+                   help="ray: CPUs (and torch threads) per encoding actor / search task (default 1). Output is "
+                        "byte-identical to --engine local when workers run the same kernels: same device and "
+                        "threads as the local run (torch may split some reductions by thread count)")
+    g.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="bound the corpus vectors held in RAM (e.g. 2GB): the corpus is encoded into shards on disk "
+                        "(resumable) and search streams them; default: hold the whole matrix")
+    g.add_argument("--shard-dtype", default="float32", choices=["float32", "float16"],
+                   help="on-disk dtype of corpus shards (float16 halves disk and memory; default float32)")
+
+
+def engine_config(args):
+    from hardneg.engine import EngineConfig
+    from hardneg.shards import parse_bytes
+
+    return EngineConfig(name=args.engine, address=args.ray_address, workers=args.workers,
+                        cpus_per_worker=args.cpus_per_worker,
+                        max_memory=parse_bytes(args.max_memory) if args.max_memory else None,
+                        shard_dtype=args.shard_dtype)
 
 
 def _config(args):
@@ -94,11 +126,12 @@ def run(args) -> int:
 
     t0 = time.perf_counter()
     config = _config(args)  # validate before any loading
+    engine = engine_config(args)
     data = _load_data(args.data, args.split)
     teachers = [load_teacher(t, backend=args.backend, batch_size=args.batch_size, max_length=args.max_length,
                              query_prompt=args.query_prompt, passage_prompt=args.passage_prompt,
                              rescore_with=args.rescore_with, cache_dir=args.cache_dir, seed=args.seed,
-                             search_backend=args.search_backend, recall_check=args.recall_check)
+                             search_backend=args.search_backend, recall_check=args.recall_check, engine=engine)
                 for t in args.teacher]
     result = mine(data, teachers, config)
     result.timings["total_s"] = round(time.perf_counter() - t0, 3)
