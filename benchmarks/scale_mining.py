@@ -144,8 +144,9 @@ def worker(args) -> dict:
     from hardneg.search import search
     from hardneg.shards import ShardSet
 
+    import torch  # noqa: F401 - imported before the baseline and the timer, as the peer's is
     if args.worker != "exact":
-        import faiss  # noqa: F401 - imported before the baseline, like the exact path's numpy
+        import faiss  # noqa: F401
     ss = ShardSet.open(work / "corpus")
     base = rss_mb("VmRSS")
     info: dict = {}
@@ -178,10 +179,9 @@ def worker_peer(args, q: np.ndarray) -> dict:
     model = SentenceTransformer(resolve_model("minilm"), device="cpu")
     name = model.model_card_data.base_model or ""
     cache = work / "st-cache"
-    cache.mkdir(exist_ok=True)
     if not (cache / f"corpus_embeddings_{_st_hash(corpus, name)}.npy").is_file():
-        np.save(cache / f"corpus_embeddings_{_st_hash(corpus, name)}.npy", ss.load())
-    np.save(cache / f"query_embeddings_{_st_hash(queries, name)}.npy", q)
+        raise RuntimeError("prepare_peer() writes the peer's cache files first")  # not here: it would
+    # count a transient copy of the corpus in this process's peak RSS
     ds = Dataset.from_dict({"anchor": queries, "positive": [corpus[i] for i in pos]})
     base = rss_mb("VmRSS")
     t0 = time.perf_counter()
@@ -193,6 +193,30 @@ def worker_peer(args, q: np.ndarray) -> dict:
     return {"backend": args.worker, "wall_s": round(wall, 2), "peak_rss_mb": round(rss_mb(), 1),
             "baseline_rss_mb": round(base, 1), "rows_out": len(out),
             "params": {"faiss_batch_size": args.peer_batch}}
+
+
+def prepare_peer(work: Path) -> None:
+    """Write the vectors where sentence-transformers' miner looks for cached embeddings (in this
+    parent process, so the peer's own peak RSS does not count the copy made for the file)."""
+    from sentence_transformers import SentenceTransformer
+
+    from hardneg.encode import resolve_model
+    from hardneg.shards import ShardSet
+
+    ss = ShardSet.open(work / "corpus")
+    q = np.load(work / "queries.npy")
+    name = SentenceTransformer(resolve_model("minilm"), device="cpu").model_card_data.base_model or ""
+    cache = work / "st-cache"
+    cache.mkdir(exist_ok=True)
+    corpus_file = cache / f"corpus_embeddings_{_st_hash([f'p{i}' for i in range(len(ss))], name)}.npy"
+    if not corpus_file.is_file():
+        with open(corpus_file.with_suffix(".tmp"), "wb") as f:  # shard by shard: no second full copy
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                                     "shape": (len(ss), ss.dim)})
+            for _, arr in ss.arrays():
+                f.write(np.ascontiguousarray(arr, dtype="<f4").tobytes())
+        corpus_file.with_suffix(".tmp").rename(corpus_file)
+    np.save(cache / f"query_embeddings_{_st_hash([f'q{j}' for j in range(len(q))], name)}.npy", q)
 
 
 def run_one(name: str, args) -> dict:
@@ -264,6 +288,8 @@ def main(argv=None) -> int:
     print(f"data ready in {time.perf_counter() - t0:.1f}s: {args.workdir}", flush=True)
     names = [b for b in args.backends.split(",") if b] + (list(PEERS) if args.peer else [])
     rows = []
+    if args.peer:
+        prepare_peer(args.workdir)
     for name in names:
         rows.append(run_one(name, args))
         print(json.dumps(rows[-1]), flush=True)

@@ -139,3 +139,33 @@ def test_scale_benchmark_smoke(tmp_path, capsys):
     rows = {r["backend"]: r for r in __import__("json").loads((tmp_path / "results.json").read_text())["rows"]}
     assert rows["exact"]["positive_at_k"] >= 0.9 and 0 < rows["ivf-flat"]["recall_at_k"] <= 1.0
     assert "| exact |" in out and "| ivf-flat |" in out
+
+
+@pytest.mark.parametrize("backend", ["ivf-flat", "hnsw", "ivf-pq"])
+def test_indexes_persist_beside_shards_and_are_reused(tmp_path, backend, caplog):
+    """Per-shard indexes are saved under the shard folder; a second search loads them (no rebuild)
+    and returns the same result; other build parameters make another index folder."""
+    import logging
+
+    from hardneg.shards import encode_sharded
+
+    rng = np.random.default_rng(3)
+    p = rng.standard_normal((900, 16)).astype(np.float32)
+    q = rng.standard_normal((20, 16)).astype(np.float32)
+
+    class Rows:
+        name, fingerprint = "rows", "rows-v1"
+
+        def encode_passages(self, t):
+            return p[[int(x) for x in t]]
+
+    ss = encode_sharded(Rows(), [str(i) for i in range(900)], tmp_path / "s", shard_size=300, progress=False)
+    first = ann_search(q, ss, 10, AnnConfig(backend))
+    saved = sorted((tmp_path / "s").glob(f"index-{backend}-*/shard-*.faiss"))
+    assert [f.name for f in saved] == ["shard-00000.faiss", "shard-00001.faiss", "shard-00002.faiss"]
+    with caplog.at_level(logging.INFO, logger="hardneg.ann"):
+        again = ann_search(q, ss, 10, AnnConfig(backend))
+    assert caplog.text.count("reusing") == 3 and "building" not in caplog.text
+    assert again[1].tolist() == first[1].tolist()
+    ann_search(q, ss, 10, AnnConfig(backend, m=8, nlist=5))
+    assert len(list((tmp_path / "s").glob(f"index-{backend}-*"))) == 2

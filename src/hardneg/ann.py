@@ -189,6 +189,9 @@ def ann_search(queries: np.ndarray, passages, k: int, config: AnnConfig, *, key:
     Returns (scores, idx) shaped like ``search.topk``'s; ``info`` (a dict, optional) receives the
     resolved parameters (of the first, largest shard) for the meta file.
     """
+    from hardneg.shards import ShardSet
+
+    saved = passages.root if isinstance(passages, ShardSet) else None  # indexes persist beside the shards
     shards = [(0, passages)] if isinstance(passages, np.ndarray) else list(passages)
     n = sum(len(a) for _, a in shards)
     key = id_order([str(i) for i in range(n)]) if key is None else np.asarray(key)
@@ -201,11 +204,10 @@ def ann_search(queries: np.ndarray, passages, k: int, config: AnnConfig, *, key:
 
     bar = tqdm(total=len(q) * len(shards), desc=f"search {config.backend}", unit="q", disable=not progress)
     params: dict = {}
-    for off, arr in shards:
+    for i, (off, arr) in enumerate(shards):
         shard_params = config.resolved(len(arr), arr.shape[1], k)
         params = params or shard_params
-        log.info("building %s index over %d rows: %s", config.backend, len(arr), shard_params)
-        index = build_index(arr, shard_params)
+        index = _load_or_build(arr, shard_params, None if saved is None else index_path(saved, shard_params, i))
         kk = min(k, len(arr))
         res = _search_one(index, q, arr, kk, key, off, exclude, config.rescore, config.query_chunk, bar)
         del index
@@ -214,6 +216,45 @@ def ann_search(queries: np.ndarray, passages, k: int, config: AnnConfig, *, key:
     if info is not None:
         info.update(params)
     return best
+
+
+def index_path(root, params: dict, i: int):
+    """Where shard ``i``'s index with these parameters is kept: ``<shards>/index-<hash>/shard-00000.faiss``."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    build = {k: v for k, v in params.items() if k not in ("nprobe", "ef_search", "rescore")}  # search-time only
+    h = hashlib.sha256(json.dumps(build, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(root) / f"index-{params['backend']}-{h}" / f"shard-{i:05d}.faiss"
+
+
+def _load_or_build(arr: np.ndarray, params: dict, path):
+    """A saved index (search-time parameters re-applied) or a new one, saved atomically when ``path``
+    is given, so later runs over the same shards skip training and adding."""
+    import os
+
+    import faiss
+
+    if path is not None and path.is_file():
+        log.info("reusing %s index %s", params["backend"], path)
+        index = faiss.read_index(str(path))
+        if params["backend"] == "hnsw":
+            index.hnsw.efSearch = params["ef_search"]
+        else:
+            index.nprobe = params["nprobe"]
+        return index
+    log.info("building %s index over %d rows: %s", params["backend"], len(arr), params)
+    index = build_index(arr, params)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            faiss.write_index(index, str(tmp))
+            os.replace(tmp, path)
+        except OSError as e:  # a read-only shard folder only costs the rebuild next time
+            log.warning("could not save index %s: %s", path, e)
+    return index
 
 
 def recall_check(queries: np.ndarray, index_result: tuple[np.ndarray, np.ndarray],
