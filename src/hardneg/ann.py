@@ -192,8 +192,11 @@ def ann_search(queries: np.ndarray, passages, k: int, config: AnnConfig, *, key:
     from hardneg.shards import ShardSet
 
     saved = passages.root if isinstance(passages, ShardSet) else None  # indexes persist beside the shards
-    shards = [(0, passages)] if isinstance(passages, np.ndarray) else list(passages)
-    n = sum(len(a) for _, a in shards)
+    if saved is not None:  # one shard in RAM at a time (mapped pages would stay in RSS)
+        shards, n_shards, n = passages.arrays(mmap=False), len(passages.sizes), len(passages)
+    else:
+        shards = [(0, passages)] if isinstance(passages, np.ndarray) else list(passages)
+        n_shards, n = len(shards), sum(len(a) for _, a in shards)
     key = id_order([str(i) for i in range(n)]) if key is None else np.asarray(key)
     q = np.ascontiguousarray(queries, dtype=np.float32)
     k = max(0, min(k, n))
@@ -202,7 +205,7 @@ def ann_search(queries: np.ndarray, passages, k: int, config: AnnConfig, *, key:
         return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(q) * len(shards), desc=f"search {config.backend}", unit="q", disable=not progress)
+    bar = tqdm(total=len(q) * n_shards, desc=f"search {config.backend}", unit="q", disable=not progress)
     params: dict = {}
     for i, (off, arr) in enumerate(shards):
         shard_params = config.resolved(len(arr), arr.shape[1], k)
@@ -210,8 +213,8 @@ def ann_search(queries: np.ndarray, passages, k: int, config: AnnConfig, *, key:
         index = _load_or_build(arr, shard_params, None if saved is None else index_path(saved, shard_params, i))
         kk = min(k, len(arr))
         res = _search_one(index, q, arr, kk, key, off, exclude, config.rescore, config.query_chunk, bar)
-        del index
         best = merge_running(best, res, key, k)
+        del index, arr, res  # before the next shard is read
     bar.close()
     if info is not None:
         info.update(params)

@@ -77,6 +77,9 @@ class ActorEncoders:
             gpus = 1.0 if res.get("GPU", 0) >= 1 else 0.0
         slots = res.get("GPU", 0) / gpus if gpus else res.get("CPU", 1) / engine.cpus_per_worker
         n = engine.workers or max(1, int(slots))
+        if int(slots) >= 1 and n > int(slots):  # actors beyond the free slots would wait forever
+            log.warning("ray: %d workers asked, the cluster has room for %d; using %d", n, int(slots), int(slots))
+            n = int(slots)
         cls = ray.remote(num_cpus=engine.cpus_per_worker, num_gpus=gpus)(_EncoderActor)
         self.ray = ray
         self.actors = [cls.remote(factory, _threads(engine.cpus_per_worker)) for _ in range(n)]

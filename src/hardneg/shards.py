@@ -289,4 +289,5 @@ def search_shards(queries: np.ndarray, shards, k: int, *, key: np.ndarray | None
                     passage_chunk=passage_chunk, exclude=local_ex, progress=progress)
         i = np.where(i >= 0, i + off, -1)
         best = merge_running(best, (s, i), key, k)
+        del arr  # before the next shard is read
     return best
