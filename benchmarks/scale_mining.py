@@ -1,6 +1,6 @@
 """Mining-stage search at scale with precomputed embeddings: exact (sharded, streaming) vs FAISS.
 
-    python benchmarks/scale_mining.py                                      # 1M x 100k (about an hour here)
+    python benchmarks/scale_mining.py --backends exact,ivf-flat,ivf-pq --peer   # 1M x 100k (~50 min here)
     python benchmarks/scale_mining.py --passages 200000 --queries 20000    # a few minutes
     python benchmarks/scale_mining.py --passages 200000 --queries 20000 --peer   # + sentence-transformers
 
@@ -26,38 +26,26 @@ memory-mapped shard pages it touched, plus its RSS after imports and loading que
 Uniform random vectors are the worst case for ANN (no clusters): recall vs exact among the random
 neighbours is low, while the planted positive is found; real embeddings cluster and do better.
 
-Measured (200k x 20k, d=384, k=100, shards of 100k, 2-core EPYC without AVX2, 2026-11-25; command above):
+Measured (1M x 100k, d=384, k=100, shards of 100k, 2-core EPYC without AVX2, idle, 2026-11-25;
+``--backends exact,ivf-flat,ivf-pq --peer``; FAISS indexes built and saved in this run):
 
 | backend | search s | time / exact | peak RSS MB | RSS / matrix | recall@100 vs exact | positive in top 100 |
 |---|---|---|---|---|---|---|
-| exact (hardneg, streamed shards) | 162.2 | 1.00x | 494 | 1.68x | 1.0 | 1.0 |
-| ivf-flat | 34.3 | 0.21x | 762 | 2.60x | 0.240 | 0.933 |
-| hnsw | 278.4 | 1.72x | 749 | 2.56x | 0.371 | 0.998 |
-| ivf-pq | 54.0 | 0.33x | 544 | 1.86x | 0.137 | 0.936 |
-| st-torch (peer, batch 1024) | 57.6 | 0.35x | 2060 | 7.03x | - | - |
-| st-faiss (peer, IndexFlatIP) | 95.8 | 0.59x | 1457 | 4.97x | - | - |
+| exact (hardneg, streamed shards) | 727.5 | 1.00x | 1000 | 0.68x | 1.0 | 1.0 |
+| ivf-flat | 547.0 | 0.75x | 2501 | 1.71x | 0.259 | 0.934 |
+| ivf-pq | 282.4 | 0.39x | 2343 | 1.60x | 0.187 | 0.935 |
+| st-torch (peer, batch 1024) | 863.0 | 1.19x | 8030 | 5.48x | - | - |
+| st-faiss (peer, IndexFlatIP) | 499.4 | 0.69x | 5013 | 3.42x | - | - |
 
-(The matrix is 293 MB; baselines after imports: hardneg 62-76 MB, the peer 590 MB with torch and the
-model.) hardneg's exact path is 2.8x slower than the peer's torch path: per 256 x 16384 block numpy's
-gemm takes 51 ms but ``search.rank``'s tie-aware per-row selection 96 ms (torch.topk ignores ties). Its
-memory is a fixed working set (one 146 MB shard + ~200 MB score blocks + query-blocked merges +
-Q x k results), so the 1.68x at 200k is that set over a small matrix, not growth with N. Checked at
-1M x 2k (``--passages 1000000 --queries 2000 --backends exact``, after the query-blocked merge): peak
-408 MB = 0.28x the 1465 MB matrix, 82.6 s (41 ns per query-passage pair, as at 200k).
-
-Extrapolation on paper from these rates (work ~ N x Q; 10M x 100k = 250x this run, 100M x 100k = 2500x):
-
-| backend | 10M x 100k time | 10M memory | 100M x 100k time | 100M memory |
-|---|---|---|---|---|
-| exact, shards | ~11 h | ~0.6 GB (matrix 14.3 GiB: 0.04x) | ~4.7 days | ~0.6 GB (matrix 143 GiB) |
-| ivf-flat, per-shard indexes | ~2.4 h | ~0.9 GB (one shard's index at a time) | ~24 h | ~0.9 GB |
-| hnsw, per-shard indexes | 3.9-19 h (build ~N, search ~N x Q) | ~0.9 GB | 1.6-8 days | ~0.9 GB |
-| ivf-pq, per-shard indexes | ~3.8 h | ~0.7 GB (one 10M index: 0.56 GB of codes) | ~37 h | ~0.7 GB (one index: 5.6 GB) |
-| st-torch (peer) | ~4 h | matrix + 1024 x N scores: 14.3 + 38 GiB | ~40 h | 143 + 381 GiB |
-
-The peer's default ``faiss_batch_size`` 16384 would need 16384 x N x 4 B of scores: 65 GB at 1M. Per-shard
-ANN indexes are rebuilt every run and recall is per shard; one persistent index trained once
-(IVF-PQ: 56 B per passage) is the next step for 100M. These are linear extrapolations, not runs.
+(matrix 1465 MB; baselines after imports: hardneg 367-380 MB with torch and the 146 MB of queries, the
+peer 786 MB.) The ANN rows above read mapped shards (pages stayed in RSS); ann_search now reads one
+shard at a time and reuses the saved indexes: rerun ``--backends ivf-flat,ivf-pq`` gave ivf-flat 509.1 s
+at 1135 MB (0.77x) and ivf-pq 224.1 s at 958 MB (0.65x), same recall. 200k x 20k (``--passages 200000 --queries 20000
+--backends exact --peer``): exact 29.9 s at 588 MB vs st-torch 31.2 s. Exact costs 7.3 ns per
+query-passage pair here: a torch matmul into one reused 1024 x 16384 score buffer (4.4 ns), torch.topk
+of k + 1 per block (1.7 ns; the exact tie rule only where the k-th and (k+1)-th scores tie), merges.
+The peer's torch path materialises ``faiss_batch_size`` x N scores (default 16384 x N: 65 GB at 1M;
+we pass 1024), its faiss path holds a second copy of the corpus. Extrapolation to 10M / 100M: README.
 """
 
 from __future__ import annotations
