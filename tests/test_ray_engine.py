@@ -151,12 +151,13 @@ def test_missing_ray_is_a_clear_error(monkeypatch):
         connect(EngineConfig(name="ray"))
 
 
-def test_max_memory_cli_streams_float16_shards(tiny_beir, tiny_model, tmp_path):
+def test_max_memory_cli_streams_float16_shards(tiny_beir, tiny_model, tmp_path, capsys):
     """--max-memory + --shard-dtype float16: shards on disk in float16, the same negatives as float32 here."""
     import json
 
     f32 = _mine(tiny_beir, tiny_model, tmp_path, "f32")
     f16 = _mine(tiny_beir, tiny_model, tmp_path, "f16", "--max-memory", "64MB", "--shard-dtype", "float16")
+    assert "corpus in 1 float16 shards at" in capsys.readouterr().out
     ids = lambda p: [r["neg_ids"] for r in map(json.loads, p.read_text().splitlines())]  # noqa: E731
     assert ids(f32) == ids(f16)
     manifests = [json.loads((d / "manifest.json").read_text()) for d in (tmp_path / "cache-f16" / "shards").iterdir()]

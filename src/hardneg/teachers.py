@@ -101,6 +101,8 @@ class DenseTeacher(_CachedTeacher):
             if self._p is None or self._p_for != corpus_hash:
                 self._p = w.encode(data.corpus.passage_texts(), "passage", cache_dir=self.cache_dir)
                 self._p_for, self._q = corpus_hash, {}
+                self.search_info["corpus_shards"] = {"path": str(self._p.root), "shards": len(self._p.sizes),
+                                                     "dtype": self._p.dtype}
             if new:
                 emb = w.encode([data.queries[q] for q in new], "query", cache_dir=self.cache_dir).load()
                 self._q.update(zip(new, emb))
@@ -128,7 +130,7 @@ class DenseTeacher(_CachedTeacher):
                             info=params, progress=len(q) > 1000)
         if self.search_backend == "exact":
             return res
-        self.search_info = {"backend": self.search_backend, "engine": self.engine.to_dict(), "params": params}
+        self.search_info.update(backend=self.search_backend, engine=self.engine.to_dict(), params=params)
         if self.recall_check > 0:
             from hardneg.ann import recall_check
 

@@ -149,6 +149,10 @@ def run(args) -> int:
     print(f"time: candidates {result.timings['candidates_s']:.1f}s, mining {result.timings['mining_s']:.1f}s, "
           f"total {result.timings['total_s']:.1f}s")
     for t in teachers:
+        sh = getattr(t, "search_info", {}).get("corpus_shards")
+        if sh:
+            print(f"{t.name}: corpus in {sh['shards']} {sh['dtype']} shards at {sh['path']} "
+                  f"(engine {t.search_info['engine']['name']})")
         rc = getattr(t, "search_info", {}).get("recall_check")
         if rc:
             print(f"{t.name}: {rc['queries']} sampled queries, recall@{rc['depth']} vs exact = {rc['recall']:.4f}")
