@@ -107,12 +107,14 @@ class ActorEncoders:
 
 
 def _search_block(q, src, key, k, exclude, threads):
+    import faiss
     import torch
 
     from hardneg.search import topk
     from hardneg.shards import ShardSet, search_shards
 
     torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)  # Ray sets OMP_NUM_THREADS=1; FAISS's sums depend on its thread count
     if isinstance(src, str):
         return search_shards(q, ShardSet.open(src), k, key=key, exclude=exclude)
     return topk(q, src, k, key=key, exclude=exclude)

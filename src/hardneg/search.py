@@ -109,6 +109,31 @@ def _block_topk(sc: np.ndarray, key: np.ndarray, k: int) -> tuple[np.ndarray, np
     return vals, cols
 
 
+def _faiss_block(qb: np.ndarray, pb: np.ndarray, key: np.ndarray, k: int,
+                 ex: dict[int, list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """``_block_topk`` for a block with more than k passages, scored by ``faiss.knn`` (BLAS sgemm +
+    heap selection in small tiles: no (B, C) score matrix, ~25% faster than torch matmul + topk here).
+
+    FAISS breaks ties arbitrarily, so rows where the k-th and (k+1)-th scores tie, rows with a
+    non-finite score and rows with an excluded passage in this block are re-ranked exactly from
+    their full score row. Returns (scores (B, k+1), cols (B, k+1)).
+    """
+    import faiss
+
+    vals, cols = faiss.knn(qb, pb, k + 1, metric=faiss.METRIC_INNER_PRODUCT)  # sorted desc
+    cols = cols.astype(np.int64)
+    bad = (vals[:, k - 1] == vals[:, k]) | ~np.isfinite(vals).all(axis=1)
+    bad[list(ex)] = True
+    for r in np.flatnonzero(bad):
+        sc = np.asarray(qb[r : r + 1] @ pb.T, dtype=np.float32)  # (1, C)
+        sc[np.isnan(sc)] = -np.inf
+        sc[0, ex.get(r, [])] = -np.inf
+        exact = rank(sc, key, k)[0]
+        cols[r, :k], vals[r, :k] = exact, sc[0, exact]
+        cols[r, k], vals[r, k] = exact[0], -np.inf
+    return vals, cols
+
+
 def topk(
     queries: np.ndarray,
     passages: np.ndarray,
@@ -116,7 +141,7 @@ def topk(
     *,
     key: np.ndarray | None = None,
     query_chunk: int = 1024,
-    passage_chunk: int = 16384,
+    passage_chunk: int = 65536,
     exclude: list[set[int]] | None = None,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -126,10 +151,10 @@ def topk(
     query q (e.g. the query's own id, as BEIR/MTEB do). Rows with fewer than k eligible passages
     are padded with index -1 and score -inf. ``passages`` may be float16 (converted per block).
 
-    Per query block: each passage block's scores go into one reused (query_chunk, passage_chunk)
-    float32 buffer (64 MB at the defaults), its exact top-k is kept, and one ``rank`` over the
-    kept candidates (B, k x blocks) gives the block's answer: the global top-k under the rank
-    rule lies in the union of the per-block top-k's.
+    Per query block: each passage block's exact top-k is kept (``_faiss_block``: FAISS's tiled
+    sgemm + heaps, exact re-ranking where ties straddle rank k; NaN or tiny blocks go through a
+    torch score buffer), and one ``rank`` over the kept candidates (B, (k+1) x blocks) gives the
+    block's answer: the global top-k under the rank rule lies in the union of the per-block top-k's.
     """
     import torch
 
@@ -141,7 +166,10 @@ def topk(
     out_i = np.full((nq, k), -1, dtype=np.int64)
     if k == 0 or nq == 0:
         return out_s, out_i
-    buf = np.empty((min(query_chunk, nq), min(passage_chunk, n)), dtype=np.float32)
+    # FAISS scores blocks unless a vector holds NaN (its selection is undefined there); the
+    # torch path (one reused score buffer) takes NaN blocks and blocks of at most k passages
+    finite = not (np.isnan(q).any() or any(np.isnan(passages[s : s + 65536]).any() for s in range(0, n, 65536)))
+    buf = None
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -150,17 +178,24 @@ def topk(
     for qs in range(0, nq, query_chunk):
         qb = q[qs : qs + query_chunk]
         cand_s, cand_i = [], []
-        tq = _as_tensor(qb)
         for ps in range(0, n, passage_chunk):
-            pb = _as_tensor(passages[ps : ps + passage_chunk])
-            sc = buf[: len(qb), : len(pb)]
-            torch.matmul(tq, pb.T, out=torch.from_numpy(sc))  # (B, C); torch, not numpy: see _as_tensor
+            pb = np.ascontiguousarray(passages[ps : ps + passage_chunk], dtype=np.float32)
+            ex: dict[int, list[int]] = {}
             if exclude is not None:
                 for r in range(len(qb)):
-                    for j in exclude[qs + r]:
-                        if ps <= j < ps + sc.shape[1]:
-                            sc[r, j - ps] = -np.inf
-            s, c = _block_topk(sc, key[ps : ps + len(pb)], min(k, len(pb)))
+                    cols = [j - ps for j in exclude[qs + r] if ps <= j < ps + len(pb)]
+                    if cols:
+                        ex[r] = cols
+            if finite and len(pb) > k:
+                s, c = _faiss_block(qb, pb, key[ps : ps + len(pb)], k, ex)
+            else:
+                if buf is None:
+                    buf = np.empty((min(query_chunk, nq), min(passage_chunk, n)), dtype=np.float32)
+                sc = buf[: len(qb), : len(pb)]
+                torch.matmul(_as_tensor(qb), _as_tensor(pb).T, out=torch.from_numpy(sc))  # (B, C)
+                for r, cols in ex.items():
+                    sc[r, cols] = -np.inf
+                s, c = _block_topk(sc, key[ps : ps + len(pb)], min(k, len(pb)))
             cand_s.append(s)
             cand_i.append(c + ps)
         cs, ci = np.concatenate(cand_s, axis=1), np.concatenate(cand_i, axis=1)
