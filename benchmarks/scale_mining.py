@@ -32,6 +32,7 @@ Measured (1M x 100k, d=384, k=100, shards of 100k, 2-core EPYC without AVX2, idl
 | backend | search s | time / exact | peak RSS MB | RSS / matrix | recall@100 vs exact | positive in top 100 |
 |---|---|---|---|---|---|---|
 | exact (hardneg, streamed shards) | 727.5 | 1.00x | 1000 | 0.68x | 1.0 | 1.0 |
+| exact, faiss.knn blocks (later, ``--backends exact``) | 573.0 | 0.79x | 998 | 0.68x | 1.0 | 1.0 |
 | ivf-flat | 547.0 | 0.75x | 2501 | 1.71x | 0.259 | 0.934 |
 | ivf-pq | 282.4 | 0.39x | 2343 | 1.60x | 0.187 | 0.935 |
 | st-torch (peer, batch 1024) | 863.0 | 1.19x | 8030 | 5.48x | - | - |
@@ -41,9 +42,10 @@ Measured (1M x 100k, d=384, k=100, shards of 100k, 2-core EPYC without AVX2, idl
 peer 786 MB.) The ANN rows above read mapped shards (pages stayed in RSS); ann_search now reads one
 shard at a time and reuses the saved indexes: rerun ``--backends ivf-flat,ivf-pq`` gave ivf-flat 509.1 s
 at 1135 MB (0.77x) and ivf-pq 224.1 s at 958 MB (0.65x), same recall. 200k x 20k (``--passages 200000 --queries 20000
---backends exact --peer``): exact 29.9 s at 588 MB vs st-torch 31.2 s. Exact costs 7.3 ns per
-query-passage pair here: a torch matmul into one reused 1024 x 16384 score buffer (4.4 ns), torch.topk
-of k + 1 per block (1.7 ns; the exact tie rule only where the k-th and (k+1)-th scores tie), merges.
+--backends exact --peer``, current code): exact 23.8 s at 532 MB, st-torch 29.5 s at 2060 MB, st-faiss
+23.1 s at 1459 MB. Exact now costs 5.7 ns per query-passage pair here: ``faiss.knn`` of k + 1 per
+1024 x 65536 block (tiled sgemm + heaps, no score matrix), the exact tie rule only where the k-th and
+(k+1)-th scores tie, one rank per query block (was 7.3 ns with torch matmul + torch.topk).
 The peer's torch path materialises ``faiss_batch_size`` x N scores (default 16384 x N: 65 GB at 1M;
 we pass 1024), its faiss path holds a second copy of the corpus. Extrapolation to 10M / 100M: README.
 """
