@@ -201,3 +201,24 @@ def test_real_data_mining_identical_local_and_ray(local_ray, tmp_path):
     assert files[0] == files[1] and files[2] == files[3] and files[0].count(b"\n") >= 40
     shards = [json.loads((d / "manifest.json").read_text()) for d in (tmp_path / "c-ray" / "shards").iterdir()]
     assert max(len(m["shard_rows"]) for m in shards) >= 3  # 200-row shards of the ~630-passage slice
+
+
+def test_resume_keeps_the_folder_shard_size(tiny_beir, tiny_model, tmp_path):
+    """A run killed mid-encode, resumed with another --max-memory: the folder's shard size is kept."""
+    from hardneg.data import load_beir
+    from hardneg.encode import load_encoder
+    from hardneg.shards import ShardSet, plan_shards
+
+    texts = load_beir(tiny_beir, "train").corpus.passage_texts()
+    enc = load_encoder(str(tiny_model))
+    w = Workers(EngineConfig(shard_rows=2), lambda: enc, enc.name, enc.fingerprint)
+    whole = w.encode(texts, "passage", cache_dir=tmp_path / "a", progress=False)
+    root = whole.root
+    for f in sorted(root.glob("shard-*.npy"))[1:]:
+        f.unlink()  # as if killed after the first shard
+    plan = plan_shards(enc, texts, root, shard_size=2)
+    assert plan.todo == (1, 2)
+    w4 = Workers(EngineConfig(shard_rows=4), lambda: enc, enc.name, enc.fingerprint)
+    again = w4.encode(texts, "passage", cache_dir=tmp_path / "a", progress=False)
+    assert again.root == root and again.sizes == (2, 2, 2)
+    assert ShardSet.open(root).load().shape == (len(texts), enc.dim)

@@ -3,9 +3,10 @@
 The engine changes where work runs, never what comes out: for the same inputs and settings,
 ``--engine ray`` writes byte-identical shards, pools and mining output to the local engine (tested
 in ``tests/test_ray_engine.py``) when its workers run the same kernels as the local process: the
-same device type and the same torch threads (``cpus_per_worker`` = the local core count on CPU).
-Torch's CPU kernels split some reductions by thread count (measured: a 1-text batch of a BERT
-differs in the last bit between 1 and 2 threads), and a GPU computes differently from a CPU, so
+same device type and the same torch / FAISS threads (``cpus_per_worker`` = the local core count on
+CPU). Torch's and FAISS's CPU kernels split some sums by thread count (measured: a 1-text batch of a
+BERT, and ``faiss.knn`` scores, differ in the last bit between 1 and 2 threads), and a GPU computes
+differently from a CPU, so
 with other thread counts or devices the vectors, and through them the scores, may differ in the
 last bit. Two corpus paths exist:
 
@@ -138,13 +139,27 @@ class Workers:
         done = _complete(root)
         if done is not None and len(done) == len(texts):
             return done
-        rows = self.engine.rows_per_shard(self.dim())
+        rows = self._folder_rows(root) or self.engine.rows_per_shard(self.dim())
         if self.engine.name == "local":
             return encode_sharded(self.encoder(), texts, root, shard_size=rows, dtype=self.engine.shard_dtype,
                                   kind=kind, progress=progress)
         ident = type("Ident", (), {"name": self.name, "fingerprint": self.fingerprint})()
         plan = plan_shards(ident, texts, root, shard_size=rows, dtype=self.engine.shard_dtype, kind=kind)
         return self._ray().encode(plan, texts, progress=progress)
+
+    @staticmethod
+    def _folder_rows(root: Path) -> int | None:
+        """The shard size an unfinished folder was started with: a resumed run keeps it (a changed
+        --max-memory applies to new folders), so the shards already written stay valid."""
+        from hardneg.io import read_json
+        from hardneg.shards import MANIFEST
+
+        try:
+            rows = int(read_json(root / MANIFEST)["shard_size"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        log.info("resuming %s with its shard size of %d rows", root, rows)
+        return rows
 
     def close(self) -> None:
         if self._pool is not None:
