@@ -266,9 +266,9 @@ def search_shards(queries: np.ndarray, shards, k: int, *, key: np.ndarray | None
     Each shard goes through ``search.topk`` (with its slice of the global tie-break ``key``); the
     running top-k per query is merged with ``ann.merge_topk`` (in query blocks) under the same rule, so the result
     equals ``topk`` over the concatenated matrix. ``key`` defaults to string order of row numbers,
-    as in ``topk``. Working memory besides the shard pages being read: one float32
-    ``query_chunk`` x ``passage_chunk`` score buffer (64 MB at the defaults), the per-block candidates and
-    the (Q, k) results. Returns (scores (Q, k) float32, idx (Q, k) int64,
+    as in ``topk``. Working memory besides the shard being read: FAISS's small score tiles (a float32
+    ``query_chunk`` x ``passage_chunk`` buffer, 64 MB at the defaults, only on topk's torch path for
+    NaN vectors), the per-block candidates and the (Q, k) results. Returns (scores (Q, k) float32, idx (Q, k) int64,
     -inf / -1 padding).
     """
     from hardneg.ann import merge_running
