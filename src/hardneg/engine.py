@@ -99,6 +99,12 @@ def _complete(root: Path):
         return None
 
 
+def encoder_dim(enc) -> int:
+    """The encoder's vector size: its ``dim``, else measured on one text."""
+    d = getattr(enc, "dim", None)
+    return int(d) if d else int(np.asarray(enc.encode_passages(["dim probe"])).shape[1])
+
+
 class Workers:
     """The encoders of one engine for one model: a local encoder, or a pool of Ray actors.
 
@@ -126,9 +132,7 @@ class Workers:
     def dim(self) -> int:
         if self.engine.name == "ray":
             return self._ray().dim()
-        enc = self.encoder()
-        d = getattr(enc, "dim", None)
-        return int(d) if d else int(np.asarray(enc.encode_passages(["dim probe"])).shape[1])
+        return encoder_dim(self.encoder())
 
     def encode(self, texts: Sequence[str], kind: str, *, cache_dir=None, progress: bool = True):
         """``texts`` encoded into a (cached, resumable) shard folder -> ``ShardSet``."""

@@ -55,8 +55,9 @@ class _EncoderActor:
         torch.set_num_threads(threads)  # load_encoder sets all cores; this actor owns `threads`
 
     def dim(self) -> int:
-        d = getattr(self.encoder, "dim", None)
-        return int(d) if d else int(np.asarray(self.encoder.encode_passages(["dim probe"])).shape[1])
+        from hardneg.engine import encoder_dim
+
+        return encoder_dim(self.encoder)
 
     def encode(self, i: int, texts: list[str], kind: str):
         from hardneg.shards import encode_shard

@@ -82,6 +82,14 @@ def _as_tensor(block) -> "torch.Tensor":
         return torch.from_numpy(arr)
 
 
+def _set_exact_row(vals: np.ndarray, cols: np.ndarray, r: int, row: np.ndarray, key: np.ndarray, k: int) -> None:
+    """Overwrite candidate row ``r`` (k + 1 columns) with the exact top-k of its full score ``row``
+    (1, C) under the rank rule; column k becomes a -inf filler (it ranks last)."""
+    exact = rank(row, key, k)[0]
+    cols[r, :k], vals[r, :k] = exact, row[0, exact]
+    cols[r, k], vals[r, k] = exact[0], -np.inf
+
+
 def _block_topk(sc: np.ndarray, key: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Candidates holding this block's exact top-``k`` under the rank rule: (scores (B, m), cols (B, m)),
     unordered, m = min(k + 1, C); entries with score -inf may repeat a column (they rank last).
@@ -103,9 +111,7 @@ def _block_topk(sc: np.ndarray, key: np.ndarray, k: int) -> tuple[np.ndarray, np
     last2 = -np.partition(-vals, (k - 1, k), axis=1)[:, k - 1 : k + 1]  # (B, 2): k-th and (k+1)-th
     tied = np.flatnonzero(last2[:, 0] == last2[:, 1])
     for r in tied:
-        exact = rank(sc[r : r + 1], key, k)[0]
-        cols[r, :k], vals[r, :k] = exact, sc[r, exact]
-        cols[r, k], vals[r, k] = exact[0], -np.inf
+        _set_exact_row(vals, cols, r, sc[r : r + 1], key, k)
     return vals, cols
 
 
@@ -128,9 +134,7 @@ def _faiss_block(qb: np.ndarray, pb: np.ndarray, key: np.ndarray, k: int,
         sc = np.asarray(qb[r : r + 1] @ pb.T, dtype=np.float32)  # (1, C)
         sc[np.isnan(sc)] = -np.inf
         sc[0, ex.get(r, [])] = -np.inf
-        exact = rank(sc, key, k)[0]
-        cols[r, :k], vals[r, :k] = exact, sc[0, exact]
-        cols[r, k], vals[r, k] = exact[0], -np.inf
+        _set_exact_row(vals, cols, r, sc, key, k)
     return vals, cols
 
 
