@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from hardneg.ablate import plan_cells, run_ablation
-from hardneg.ablate_config import AblationConfig, TrainSettings, load_config, method_settings
-from hardneg.ablate_stages import Stages, subset_queries
-from hardneg.cli import main
-from hardneg.errors import DataError, HardnegError
+from hardneg.experiment.grid import plan_cells, run_ablation
+from hardneg.experiment.config import AblationConfig, TrainSettings, load_config, method_settings
+from hardneg.experiment.stages import Stages, subset_queries
+from hardneg.cli.main import main
+from hardneg.core.errors import DataError, HardnegError
 
 
 def test_method_settings():
@@ -51,8 +51,10 @@ def test_config_errors_name_file_and_line(tmp_path):
     p.write_text('[trian]\nepochs = 1\n')
     with pytest.raises(DataError, match=r":1: unknown section \[trian\]"):
         load_config(p)
-    with pytest.raises(HardnegError, match="neither a file nor a built-in recipe"):
+    with pytest.raises(DataError, match="ablation recipe not found.*quick, scifact, teachers"):
         load_config("nope")
+    with pytest.raises(HardnegError, match="'cpu-small' is a packaged train recipe.*'hardneg train --config cpu-small'"):
+        load_config("cpu-small")
 
 
 def test_overrides_and_cell_ids():
@@ -67,7 +69,7 @@ def test_overrides_and_cell_ids():
 
 
 def test_subset_queries_is_seeded_and_sized(tiny_beir):
-    from hardneg.data import load_beir
+    from hardneg.data.beir import load_beir
 
     d = load_beir(tiny_beir, "train")
     s1, s2 = subset_queries(d, 2), subset_queries(d, 2)

@@ -1,9 +1,12 @@
 import numpy as np
 import pytest
 
-from hardneg.ann import AnnConfig, ann_search, merge_topk, recall_check
-from hardneg.errors import HardnegError
-from hardneg.search import id_order, search, topk
+from hardneg.search.ann import AnnConfig, ann_search, recall_check
+from hardneg.search.rank import merge_topk
+from hardneg.core.errors import HardnegError
+from hardneg.search.dispatch import search
+from hardneg.search.exact import topk
+from hardneg.search.rank import id_order
 
 
 def _unit(rng, n, d):
@@ -100,7 +103,7 @@ def test_config_validation_and_defaults():
 def test_cli_mine_with_faiss_backend_records_recall(tiny_beir, tiny_model, tmp_path, capsys):
     import json
 
-    from hardneg.cli import main
+    from hardneg.cli.main import main
 
     base = ["mine", "--teacher", str(tiny_model), "--data", str(tiny_beir), "--num-negatives", "2",
             "--method", "naive", "--cache-dir", str(tmp_path / "c")]
@@ -119,7 +122,7 @@ def test_cli_mine_with_faiss_backend_records_recall(tiny_beir, tiny_model, tmp_p
 
 
 def test_dense_teacher_rejects_unknown_backend(tiny_model):
-    from hardneg.teachers import load_teacher
+    from hardneg.mining.teachers.load import load_teacher
 
     with pytest.raises(HardnegError, match="search backend"):
         load_teacher(str(tiny_model), search_backend="annoy")
@@ -147,7 +150,7 @@ def test_indexes_persist_beside_shards_and_are_reused(tmp_path, backend, caplog)
     and returns the same result; other build parameters make another index folder."""
     import logging
 
-    from hardneg.shards import encode_sharded
+    from hardneg.scale.shards import encode_sharded
 
     rng = np.random.default_rng(3)
     p = rng.standard_normal((900, 16)).astype(np.float32)
@@ -163,7 +166,7 @@ def test_indexes_persist_beside_shards_and_are_reused(tmp_path, backend, caplog)
     first = ann_search(q, ss, 10, AnnConfig(backend))
     saved = sorted((tmp_path / "s").glob(f"index-{backend}-*/shard-*.faiss"))
     assert [f.name for f in saved] == ["shard-00000.faiss", "shard-00001.faiss", "shard-00002.faiss"]
-    with caplog.at_level(logging.INFO, logger="hardneg.ann"):
+    with caplog.at_level(logging.INFO, logger="hardneg.search.ann"):
         again = ann_search(q, ss, 10, AnnConfig(backend))
     assert caplog.text.count("reusing") == 3 and "building" not in caplog.text
     assert again[1].tolist() == first[1].tolist()

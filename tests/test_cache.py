@@ -7,8 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from hardneg import cache as cache_mod
-from hardneg.encode import BatchEncoder, encode_cached, load_encoder
+from hardneg.core import fingerprint as fingerprint_mod
+from hardneg.core import paths as paths_mod
+from hardneg.encode import cache as cache_mod
+from hardneg.encode.base import BatchEncoder
+from hardneg.encode.cache import encode_cached
+from hardneg.encode.load import load_encoder
 from conftest import SHARED_DATA
 
 
@@ -99,10 +103,10 @@ def test_empty_texts_and_bad_kind(tmp_path):
 
 def test_cache_root_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HARDNEG_CACHE", str(tmp_path / "env"))
-    assert cache_mod.cache_root() == tmp_path / "env"
-    assert cache_mod.cache_root(tmp_path / "x") == tmp_path / "x"
+    assert paths_mod.cache_root() == tmp_path / "env"
+    assert paths_mod.cache_root(tmp_path / "x") == tmp_path / "x"
     monkeypatch.delenv("HARDNEG_CACHE")
-    assert cache_mod.cache_root().parts[-2:] == (".cache", "hardneg")
+    assert paths_mod.cache_root().parts[-2:] == (".cache", "hardneg")
 
 
 def test_file_hashes_are_memoised(tmp_path, monkeypatch):
@@ -110,13 +114,13 @@ def test_file_hashes_are_memoised(tmp_path, monkeypatch):
     f.parent.mkdir()
     f.write_bytes(b"weights")
     calls = []
-    real = cache_mod.sha256_file
-    monkeypatch.setattr(cache_mod, "sha256_file", lambda p: calls.append(p) or real(p))
-    h1 = cache_mod.hash_files([f], f.parent, tmp_path / "c")
-    h2 = cache_mod.hash_files([f], f.parent, tmp_path / "c")
+    real = fingerprint_mod.sha256_file
+    monkeypatch.setattr(fingerprint_mod, "sha256_file", lambda p: calls.append(p) or real(p))
+    h1 = fingerprint_mod.hash_files([f], f.parent, tmp_path / "c")
+    h2 = fingerprint_mod.hash_files([f], f.parent, tmp_path / "c")
     assert h1 == h2 and len(calls) == 1
     f.write_bytes(b"weightz")  # same size, new mtime -> hashed again, new fingerprint
-    assert cache_mod.hash_files([f], f.parent, tmp_path / "c") != h1 and len(calls) == 2
+    assert fingerprint_mod.hash_files([f], f.parent, tmp_path / "c") != h1 and len(calls) == 2
 
 
 @pytest.mark.slow
@@ -125,7 +129,7 @@ def test_scifact_second_encode_is_fast(tmp_path):
     root = SHARED_DATA / "scifact"
     if not root.is_dir():
         pytest.skip(f"real data not found at {root}")
-    from hardneg.data import load_beir
+    from hardneg.data.beir import load_beir
 
     texts = load_beir(root, "test").corpus.passage_texts()
     enc = load_encoder("minilm")

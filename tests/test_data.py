@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA, TINY_CORPUS, TINY_QRELS, TINY_QUERIES, write_beir
 
-from hardneg import cli, download
-from hardneg.data import load_beir, load_data, resolve_data
-from hardneg.errors import DataError, HardnegError
-from hardneg.formats import text_id
+from hardneg import cli
+from hardneg.data import download
+from hardneg.data.beir import load_beir
+from hardneg.data.load import load_data, resolve_data
+from hardneg.core.errors import DataError, HardnegError
+from hardneg.data.tables import text_id
 
 
 def _corpus_lines(tiny: Path, lines: list[str]) -> Path:

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hardneg.decoder import (LoraSettings, add_lora, build_decoder_embedder, has_lora, is_decoder, merge_lora,
-                             save_adapter_only)
+from hardneg.training.decoder import LoraSettings, add_lora, build_decoder_embedder, has_lora, is_decoder, merge_lora, save_adapter_only
 
 WORDS = ["what", "is", "a", "cat", "dog", "moon", "sun", "star", "the", "orbits", "earth", "instruct", ":"]
 
@@ -125,7 +124,7 @@ def test_lora_trains_only_adapters_and_merges_to_same_embeddings(tiny_llama, tmp
 
 
 def test_lora_settings_validation(tiny_llama):
-    from hardneg.errors import HardnegError
+    from hardneg.core.errors import HardnegError
 
     with pytest.raises(HardnegError):
         LoraSettings(r=0)

@@ -9,9 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from hardneg import encode
-from hardneg.encode import BatchEncoder, load_encoder, pool, resolve_model, weights_fingerprint
-from hardneg.errors import HardnegError
+from hardneg.encode import base as encode
+from hardneg.core.fingerprint import weights_fingerprint
+from hardneg.encode.base import BatchEncoder, pool
+from hardneg.encode.load import load_encoder
+from hardneg.encode.models import resolve_model
+from hardneg.core.errors import HardnegError
 from conftest import TINY_CORPUS, TINY_QUERIES
 
 TEXTS = [f"{d['title']} {d['text']}".strip() for d in TINY_CORPUS]
@@ -180,8 +183,8 @@ def test_st_adapter_applies_a_trained_models_saved_prefix(tiny_model, tmp_path):
     of pooling) is encoded with those prompts: the adapter matches encode_query/encode_document."""
     from sentence_transformers import SentenceTransformer
 
-    from hardneg.encode import load_encoder
-    from hardneg.pooling import configure_prefixes
+    from hardneg.encode.load import load_encoder
+    from hardneg.training.prompts import configure_prefixes
 
     model = SentenceTransformer(str(tiny_model))
     configure_prefixes(model, query_prefix="what is", passage_prefix="")

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import TINY_CORPUS, TINY_QRELS, TINY_QUERIES, write_beir
-from hardneg.cli import main
-from hardneg.data import load_beir
-from hardneg.errors import HardnegError
-from hardneg.evaluate import EvalResult, evaluate, run_from_topk
-from hardneg.metrics import DEFAULT_METRICS
+from hardneg.cli.main import main
+from hardneg.data.beir import load_beir
+from hardneg.core.errors import HardnegError
+from hardneg.evaluation.run import EvalResult, evaluate, run_from_topk
+from hardneg.evaluation.metrics import DEFAULT_METRICS
 
 L2 = math.log2
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hardneg.cli import main
-from hardneg.data import load_beir
+from hardneg.cli.main import main
+from hardneg.data.beir import load_beir
 
 ROWS = [
     {"qid": "q1", "pos_id": "d1", "pos_score": 0.9, "neg_ids": ["d3", "d2"], "neg_scores": [0.5, 0.4],

@@ -1,4 +1,4 @@
-from hardneg.data import load_beir
+from hardneg.data.beir import load_beir
 
 
 def test_tiny_beir_loads(tiny_beir):
@@ -10,7 +10,7 @@ def test_tiny_beir_loads(tiny_beir):
 
 
 def test_tiny_model_encodes(tiny_model):
-    from hardneg.encode import load_encoder
+    from hardneg.encode.load import load_encoder
 
     enc = load_encoder(str(tiny_model))
     v = enc.encode_passages(["a kitten is a juvenile cat", "wolves"])

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from hardneg.cli import main
-from hardneg.inspect import false_negatives, histograms, inspect_rows, score_values, summarize
-from hardneg.mining import read_negatives
+from hardneg.cli.main import main
+from hardneg.analysis.negatives import false_negatives, histograms, inspect_rows, score_values
+from hardneg.core.summary import summarize
+from hardneg.data.negatives import read_negatives
 
 # tiny_beir test qrels: q1 -> d1 (2), d4 (1), d3 (0); q2 -> d2; q3 -> d5
 ROWS = [
@@ -47,7 +48,7 @@ def test_score_values_summaries_histograms(neg_file):
     np.testing.assert_allclose(v["neg_minus_pos"], [-0.05, -0.4, -0.5, -0.1, -0.4, -0.6, -0.7], atol=1e-9)
     s = summarize(v["pos_score"])
     assert s["count"] == 3 and s["mean"] == pytest.approx(0.8) and s["q50"] == pytest.approx(0.8)
-    assert summarize(np.array([])) == {"count": 0}
+    assert summarize(np.array([]))["count"] == 0 and summarize(np.array([]))["mean"] is None
     h = histograms(v, bins=4)
     assert sum(h["scores"]["pos"]) == 3 and sum(h["scores"]["neg"]) == 7
     assert h["scores"]["edges"][0] == pytest.approx(0.1) and h["scores"]["edges"][-1] == pytest.approx(0.9)

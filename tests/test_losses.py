@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hardneg.losses import OwnNegativesRankingLoss, build_loss, own_negatives_logits, own_negatives_loss
+from hardneg.training.losses import OwnNegativesRankingLoss, build_loss, own_negatives_logits, own_negatives_loss
 
 
 def _cos(a, b):

@@ -12,8 +12,8 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from hardneg.errors import HardnegError
-from hardneg.metrics import DEFAULT_METRICS, drop_identical_ids, judged_queries, mrr_at_k, parse_metric, score_run
+from hardneg.core.errors import HardnegError
+from hardneg.evaluation.metrics import DEFAULT_METRICS, drop_identical_ids, judged_queries, mrr_at_k, parse_metric, score_run
 
 L2 = math.log2
 

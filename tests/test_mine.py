@@ -5,12 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from hardneg.candidates import Candidates
-from hardneg.cli import main
-from hardneg.data import Corpus, RetrievalData
-from hardneg.errors import DataError, HardnegError
-from hardneg.mining import MineConfig, mine, read_negatives, write_negatives
-from hardneg.search import id_order, rank
+from hardneg.mining.candidates import Candidates
+from hardneg.cli.main import main
+from hardneg.data.types import Corpus, RetrievalData
+from hardneg.core.errors import DataError, HardnegError
+from hardneg.data.negatives import read_negatives, write_negatives
+from hardneg.mining.config import MineConfig
+from hardneg.mining.mine import mine
+from hardneg.search.rank import id_order, rank
 
 IDS = [f"d{i}" for i in range(10)]
 
@@ -120,7 +122,7 @@ def test_stats_counts_and_summaries():
     assert st["removed"] == {"padding": 0, "positive": 3, "percpos": 5}  # qa: d2 d3 d9; qb: d9 d4
     assert st["pos_score"]["count"] == 3 and st["neg_score"]["count"] == 9
     assert st["neg_minus_pos"]["max"] < 0
-    assert set(st["neg_score"]) == {"count", "mean", "std", "min", "q5", "q25", "q50", "q75", "q95", "max"}
+    assert set(st["neg_score"]) == {"count", "mean", "std", "min", "q05", "q25", "q50", "q75", "q95", "max"}
     assert len(res.values["neg_minus_pos"]) == 9
     assert res.values["neg_minus_pos"][0] == pytest.approx(0.66 - 0.9)
 
@@ -204,8 +206,8 @@ def test_scifact_train_bm25_real_data(tmp_path):
     root = conftest.SHARED_DATA / "scifact"
     if not root.is_dir():
         pytest.skip(f"shared data not found at {root}")
-    from hardneg.data import load_beir
-    from hardneg.teachers import load_teacher
+    from hardneg.data.beir import load_beir
+    from hardneg.mining.teachers.load import load_teacher
 
     data = load_beir(root, "train")
     cfg = MineConfig()

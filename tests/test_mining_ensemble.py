@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from hardneg.candidates import Candidates
-from hardneg.data import Corpus, RetrievalData
-from hardneg.mining import MineConfig, mine
+from hardneg.mining.candidates import Candidates
+from hardneg.data.types import Corpus, RetrievalData
+from hardneg.mining.config import MineConfig
+from hardneg.mining.mine import mine
 from hardneg.mining.ensemble import Queue, combine, cross_sample, intra
 from hardneg.mining.select import row_rng
 

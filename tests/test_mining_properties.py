@@ -3,11 +3,12 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from hardneg.candidates import Candidates
-from hardneg.data import Corpus, RetrievalData
-from hardneg.mining import MineConfig, mine
+from hardneg.mining.candidates import Candidates
+from hardneg.data.types import Corpus, RetrievalData
+from hardneg.mining.config import MineConfig
+from hardneg.mining.mine import mine
 from hardneg.mining.filters import aggregate_positive
-from hardneg.search import id_order, rank
+from hardneg.search.rank import id_order, rank
 
 
 class TableTeacher:

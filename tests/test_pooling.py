@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hardneg.pooling import configure_prefixes, pooled_tokens, set_max_lengths
+from hardneg.training.prompts import configure_prefixes, pooled_tokens, set_max_lengths
 
 PREFIX = "moon star "  # words of the tiny vocabulary: two prefix tokens
 

@@ -7,11 +7,12 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is a dev dependency: pip install -e .[dev]")
 
-from hardneg.engine import EngineConfig, Workers  # noqa: E402
-from hardneg.search import id_order, search  # noqa: E402
+from hardneg.scale.engine import EngineConfig, Workers  # noqa: E402
+from hardneg.search.dispatch import search  # noqa: E402
+from hardneg.search.rank import id_order
 
 
-from hardneg.encode import n_cores  # noqa: E402
+from hardneg.encode.base import n_cores  # noqa: E402
 
 # Workers run the local process's kernels only with its thread count (see hardneg.engine): each
 # actor/task gets all cores' worth of threads, and the local instance declares room for two actors.
@@ -26,7 +27,7 @@ def local_ray():
 
 
 def _mine(tiny_beir, tiny_model, tmp_path, name, *extra):
-    from hardneg.cli import main
+    from hardneg.cli.main import main
 
     out = tmp_path / f"{name}.jsonl"
     args = ["mine", "--teacher", str(tiny_model), "--data", str(tiny_beir), "--num-negatives", "2",
@@ -53,8 +54,8 @@ def test_mine_output_identical_local_sharded_and_ray(local_ray, tiny_beir, tiny_
 
 def test_multi_shard_encoding_and_search_identical_on_ray(local_ray, tiny_beir, tiny_model, tmp_path):
     """Several shards (2 rows each), several actors, out-of-order completion: same files, same pools."""
-    from hardneg.data import load_beir
-    from hardneg.teachers import load_teacher
+    from hardneg.data.beir import load_beir
+    from hardneg.mining.teachers.load import load_teacher
 
     data = load_beir(tiny_beir, "train")
     qids = sorted(data.qrels)
@@ -76,9 +77,9 @@ def test_multi_shard_encoding_and_search_identical_on_ray(local_ray, tiny_beir, 
 def test_ray_resumes_a_folder_a_killed_local_run_left(local_ray, tiny_beir, tiny_model, tmp_path):
     """A local run killed after its first shard; Ray encodes only the missing shards -> a whole folder
     equal to one uninterrupted run."""
-    from hardneg.data import load_beir
-    from hardneg.encode import load_encoder
-    from hardneg.shards import ShardSet, encode_sharded, plan_shards, shard_path
+    from hardneg.data.beir import load_beir
+    from hardneg.encode.load import load_encoder
+    from hardneg.scale.shards import ShardSet, encode_sharded, plan_shards, shard_path
 
     texts = load_beir(tiny_beir, "train").corpus.passage_texts()
     enc = load_encoder(str(tiny_model))
@@ -106,7 +107,7 @@ def test_ray_resumes_a_folder_a_killed_local_run_left(local_ray, tiny_beir, tiny
 
 def test_search_ray_equals_local_in_memory_and_sharded(local_ray, tmp_path):
     """Ray tasks over query blocks (3 blocks of 1024) == local exact search, ties and exclusions included."""
-    from hardneg.shards import encode_sharded
+    from hardneg.scale.shards import encode_sharded
 
     rng = np.random.default_rng(0)
     p = rng.integers(-2, 3, size=(300, 8)).astype(np.float32)  # integer vectors: many tied scores
@@ -123,7 +124,7 @@ def test_search_ray_equals_local_in_memory_and_sharded(local_ray, tmp_path):
 
     shards = encode_sharded(Rows(), [str(i) for i in range(300)], tmp_path / "s", shard_size=128, progress=False)
     eng = EngineConfig(name="ray", search_block=1024, cpus_per_worker=CPUS)
-    from hardneg import engine
+    from hardneg.scale import engine
 
     for src in (p, shards):
         s, i = engine.search(eng, q, src, 20, key=key, exclude=ex)
@@ -131,7 +132,7 @@ def test_search_ray_equals_local_in_memory_and_sharded(local_ray, tmp_path):
 
 
 def test_engine_config_errors():
-    from hardneg.errors import HardnegError
+    from hardneg.core.errors import HardnegError
 
     with pytest.raises(HardnegError, match="unknown engine"):
         EngineConfig(name="spark")
@@ -143,8 +144,8 @@ def test_engine_config_errors():
 def test_missing_ray_is_a_clear_error(monkeypatch):
     import sys
 
-    from hardneg.errors import HardnegError
-    from hardneg.ray_engine import connect
+    from hardneg.core.errors import HardnegError
+    from hardneg.scale.ray_engine import connect
 
     monkeypatch.setitem(sys.modules, "ray", None)  # "import ray" now raises ImportError
     with pytest.raises(HardnegError, match=r"pip install 'hardneg\[ray\]'"):
@@ -171,7 +172,7 @@ def test_real_data_mining_identical_local_and_ray(local_ray, tmp_path):
     import json
 
     from conftest import SHARED_DATA
-    from hardneg.cli import main
+    from hardneg.cli.main import main
 
     src = SHARED_DATA / "scifact"
     if not (src / "corpus.jsonl").is_file():
@@ -205,9 +206,9 @@ def test_real_data_mining_identical_local_and_ray(local_ray, tmp_path):
 
 def test_resume_keeps_the_folder_shard_size(tiny_beir, tiny_model, tmp_path):
     """A run killed mid-encode, resumed with another --max-memory: the folder's shard size is kept."""
-    from hardneg.data import load_beir
-    from hardneg.encode import load_encoder
-    from hardneg.shards import ShardSet, plan_shards
+    from hardneg.data.beir import load_beir
+    from hardneg.encode.load import load_encoder
+    from hardneg.scale.shards import ShardSet, plan_shards
 
     texts = load_beir(tiny_beir, "train").corpus.passage_texts()
     enc = load_encoder(str(tiny_model))

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from conftest import SHARED_DATA
-from hardneg.cli import main
+from hardneg.cli.main import main
 
 SCIFACT = SHARED_DATA / "scifact"
 

@@ -1,6 +1,7 @@
 import numpy as np
 
-from hardneg.search import id_order, rank, topk
+from hardneg.search.exact import topk
+from hardneg.search.rank import id_order, rank
 
 
 def test_rank_tie_break_by_id():

@@ -3,10 +3,12 @@ import json
 import numpy as np
 import pytest
 
-from hardneg.errors import HardnegError
-from hardneg.search import id_order, search, topk
-from hardneg.shards import (ShardSet, encode_sharded, parse_bytes, search_shards, shard_path,
-                            shard_rows_for_budget)
+from hardneg.core.errors import HardnegError
+from hardneg.search.dispatch import search
+from hardneg.search.exact import topk
+from hardneg.search.rank import id_order
+from hardneg.scale.shards import ShardSet, encode_sharded, parse_bytes, shard_path, shard_rows_for_budget
+from hardneg.search.blocks import search_blocks as search_shards
 
 
 class RowEncoder:

@@ -8,12 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hardneg.candidates import Teacher
-from hardneg.data import Corpus, RetrievalData, load_beir
-from hardneg.errors import HardnegError
-from hardneg.search import id_order
-from hardneg.teachers import (BM25Teacher, DenseTeacher, PoolCache, RandomTeacher, RescoredTeacher,
-                              load_teacher)
+from hardneg.mining.candidates import Teacher
+from hardneg.data.beir import load_beir
+from hardneg.data.types import Corpus, RetrievalData
+from hardneg.core.errors import HardnegError
+from hardneg.search.rank import id_order
+from hardneg.mining.teachers.bm25 import BM25Teacher
+from hardneg.mining.teachers.dense import DenseTeacher
+from hardneg.mining.teachers.load import load_teacher
+from hardneg.mining.teachers.pool_cache import PoolCache
+from hardneg.mining.teachers.rescored import RescoredTeacher
+from hardneg.mining.teachers.uniform import RandomTeacher
 
 
 class CountingEncoder:
@@ -39,7 +44,7 @@ def data(tiny_beir):
 
 @pytest.fixture(scope="module")
 def encoder(tiny_model):
-    from hardneg.encode import load_encoder
+    from hardneg.encode.load import load_encoder
 
     return load_encoder(str(tiny_model))
 
@@ -209,7 +214,7 @@ def test_load_teacher_specs(tiny_model, data, tmp_path):
 def test_bm25_teacher_scifact_matches_beir_setting(tmp_path):
     """resources.md: bm25s (k1 0.9, b 0.4, stemmer + stopwords) scores NDCG@10 0.6762 on SciFact test."""
     from conftest import SHARED_DATA
-    from hardneg.metrics import score_run
+    from hardneg.evaluation.metrics import score_run
 
     if not (SHARED_DATA / "scifact").is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA / 'scifact'}")

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hardneg.cli import main
-from hardneg.errors import DataError, HardnegError
-from hardneg.train import Source, TrainConfig, build_examples, column_settings, is_finished, train
+from hardneg.cli.main import main
+from hardneg.core.errors import DataError, HardnegError
+from hardneg.training.config import Source, TrainConfig
+from hardneg.training.examples import build_examples
+from hardneg.training.trainer import column_settings, is_finished, train
 
 ROWS = [("q1", "d1", ["d3", "d5", "d2"]), ("q1", "d4", ["d3", "d6", "d2"]),
         ("q2", "d2", ["d6", "d1", "d3"]), ("q3", "d5", ["d3", "d4", "d2"])]
@@ -120,7 +122,7 @@ def test_resume_after_interruption_reproduces_uninterrupted_weights(tiny_model, 
 
 
 def test_two_stage_recipe_second_stage_starts_from_first(tiny_model, tiny_beir, negs, tmp_path, monkeypatch):
-    from hardneg.recipes import load_recipe, run_recipe
+    from hardneg.training.recipes import load_recipe, run_recipe
 
     recipe = tmp_path / "r.toml"
     recipe.write_text(f"""
@@ -152,8 +154,15 @@ max_steps = 1
         load_recipe(bad)
 
 
+def test_an_ablation_recipe_given_to_train_names_the_right_command(capsys):
+    assert main(["train", "--config", "ablation-quick"]) == 2
+    assert "'hardneg ablate --config quick'" in capsys.readouterr().err
+    assert main(["train", "--config", "quick"]) == 2
+    assert "'hardneg ablate --config quick'" in capsys.readouterr().err
+
+
 def test_packaged_recipes_parse():
-    from hardneg.recipes import load_recipe, packaged
+    from hardneg.training.recipes import load_recipe, packaged
 
     assert {"cpu-small", "nv-retriever-v1"} <= set(packaged())
     _, nv = load_recipe("nv-retriever-v1")

@@ -1,9 +1,69 @@
-"""hardneg: positive-aware hard-negative mining and contrastive fine-tuning of embedding models.
+"""hardneg: positive-aware hard-negative mining (NV-Retriever) and contrastive fine-tuning.
 
-Pipeline stages, one module each: ``data`` -> ``encode`` -> ``search`` -> ``mining`` ->
-``train`` -> ``evaluate`` (over ``metrics``) -> ``report``; ``cli`` wires them together.
+One verb per pipeline stage, loaded lazily (PEP 562) so ``import hardneg`` and ``hardneg --help``
+stay fast::
+
+    import hardneg as hn
+    data = hn.load_data("scifact", "train")
+    result = hn.mine(data, [hn.load_teacher("bm25")], hn.MineConfig(num_negatives=4))
+    hn.write_negatives("neg.jsonl", result, result.config)
+    model_dir = hn.train(hn.TrainConfig("minilm", (hn.Source("scifact", "neg.jsonl"),), "runs/ft"))
+    print(hn.evaluate(hn.load_encoder(str(model_dir)), hn.load_data("scifact", "test")).metrics)
+
+Packages, data flowing one way: ``core`` -> ``data`` / ``encode`` / ``search`` -> ``scale`` ->
+``mining`` -> ``training`` / ``evaluation`` -> ``analysis`` -> ``report`` -> ``experiment`` -> ``cli``
+(the rules are in ``docs/architecture.md`` and enforced by ``tests/test_layers.py``).
 """
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-from hardneg.errors import HardnegError  # noqa: E402,F401
+#: public name -> module that defines it
+_API = {
+    # errors
+    "HardnegError": "hardneg.core.errors", "DataError": "hardneg.core.errors",
+    # data
+    "load_data": "hardneg.data.load", "Corpus": "hardneg.data.types", "RetrievalData": "hardneg.data.types",
+    "NegRow": "hardneg.data.negatives", "read_negatives": "hardneg.data.negatives",
+    "write_negatives": "hardneg.data.negatives", "export_negatives": "hardneg.data.export",
+    # encode
+    "Encoder": "hardneg.encode.base", "load_encoder": "hardneg.encode.load", "encode_cached": "hardneg.encode.cache",
+    # search / scale
+    "AnnConfig": "hardneg.search.ann", "EngineConfig": "hardneg.scale.engine",
+    # mining
+    "Teacher": "hardneg.mining.candidates", "Candidates": "hardneg.mining.candidates",
+    "load_teacher": "hardneg.mining.teachers.load", "MineConfig": "hardneg.mining.config",
+    "MineResult": "hardneg.mining.mine", "mine": "hardneg.mining.mine",
+    # training
+    "TrainConfig": "hardneg.training.config", "Source": "hardneg.training.config", "train": "hardneg.training.trainer",
+    "run_recipe": "hardneg.training.recipes",
+    # evaluation
+    "evaluate": "hardneg.evaluation.run", "EvalResult": "hardneg.evaluation.run",
+    # analysis / experiment
+    "paired_bootstrap": "hardneg.analysis.significance", "inspect_negatives": "hardneg.analysis.negatives",
+    "AblationConfig": "hardneg.experiment.config", "load_ablation_config": "hardneg.experiment.config",
+    "run_ablation": "hardneg.experiment.grid",
+}
+_RENAMED = {"inspect_negatives": "inspect_rows", "load_ablation_config": "load_config"}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), _RENAMED.get(name, name))
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hardneg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+from hardneg import _legacy  # noqa: E402  (old module paths, for one release)
+
+_legacy.install()

@@ -1,5 +1,5 @@
 import sys
 
-from hardneg.cli import main
+from hardneg.cli.main import main
 
 sys.exit(main())

@@ -1,12 +1,14 @@
-"""Hard-negative mining: filters.py (pure masks), select.py (top / sampled), ensemble.py, mine().
+"""Hard-negative mining: pure masks (``filters``), selection (``select``), ensembles (``ensemble``),
+run statistics (``stats``) and ``mine()``; teachers that produce candidate pools live in
+``mining.teachers``.
 
 >>> from hardneg.mining import MineConfig
 >>> MineConfig().method, MineConfig().perc
 ('percpos', 0.95)
 """
 
+from hardneg.mining.candidates import Candidates, Teacher
 from hardneg.mining.config import MineConfig
-from hardneg.mining.core import MineResult, NegRow, mine
-from hardneg.mining.output import read_negatives, write_negatives
+from hardneg.mining.mine import MineResult, mine
 
-__all__ = ["MineConfig", "MineResult", "NegRow", "mine", "read_negatives", "write_negatives"]
+__all__ = ["Candidates", "MineConfig", "MineResult", "Teacher", "mine"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hardneg.errors import HardnegError
+from hardneg.core.errors import HardnegError
 from hardneg.mining.ensemble import ENSEMBLES
 from hardneg.mining.filters import METHODS, POSITIVE_SCORE
 from hardneg.mining.select import SELECTIONS

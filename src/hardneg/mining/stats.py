@@ -1,7 +1,6 @@
 """Run statistics of a mining run: what the filters removed, shortfalls, and score summaries (Fig. 4).
 
->>> summarize([1.0, 2.0, 3.0])["mean"], summarize([])["count"]
-(2.0, 0)
+Score summaries use ``hardneg.core.summary.summarize`` (the one the diagnostics use too).
 """
 
 from __future__ import annotations
@@ -11,21 +10,10 @@ from typing import Iterable
 
 import numpy as np
 
-QUANTILES = (5, 25, 50, 75, 95)
+from hardneg.core.summary import summarize
 
 
-def summarize(values) -> dict:
-    """count, mean, std, min, quantiles 5/25/50/75/95, max of ``values`` (None when empty)."""
-    v = np.asarray(list(values), dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return {"count": 0, "mean": None, "std": None, "min": None,
-                **{f"q{q}": None for q in QUANTILES}, "max": None}
-    qs = np.percentile(v, QUANTILES)
-    out = {"count": int(v.size), "mean": float(v.mean()), "std": float(v.std()), "min": float(v.min())}
-    out.update({f"q{q}": float(x) for q, x in zip(QUANTILES, qs)})
-    out["max"] = float(v.max())
-    return {k: round(x, 6) if isinstance(x, float) else x for k, x in out.items()}
+
 
 
 def build_stats(rows: list, diffs: list[list[float]], query_outs: Iterable, config, shortfall: dict,

@@ -1,0 +1,150 @@
+"""Diagnostics of a negatives file: score distributions (paper Fig. 4) and false-negative rates.
+
+Pure functions over ``NegRow``s (``qid, pos_id, pos_score, neg_ids, neg_scores``) and the split's
+qrels; ``hardneg.report.plots.plot_negatives`` draws them.
+
+Held-out false-negative rate: the share of mined negatives that the qrels mark relevant
+(grade > 0) for the row's query. Mining removes every known positive, so the rate is 0 by
+construction unless the file was mined with ``anchor_only`` (each query's first positive is the
+anchor, its other positives are held out and may be mined): then it measures how often the
+method picks an unlabelled-but-relevant passage. Only rows whose query has held-out positives
+can show one, so the rate is also given over those rows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from hardneg.core.summary import summarize
+
+
+def score_values(rows) -> dict[str, np.ndarray]:
+    """Positive scores (one per row), negative scores, and each negative minus its row's positive.
+
+    >>> from types import SimpleNamespace as R
+    >>> v = score_values([R(pos_score=0.9, neg_scores=[0.8, 0.5]), R(pos_score=None, neg_scores=[0.1])])
+    >>> v["pos_score"].tolist(), v["neg_minus_pos"].round(2).tolist()
+    ([0.9], [-0.1, -0.4])
+    """
+    pos = [r.pos_score for r in rows if r.pos_score is not None]
+    neg = [s for r in rows for s in r.neg_scores]
+    diff = [s - r.pos_score for r in rows if r.pos_score is not None for s in r.neg_scores]
+    return {k: np.asarray(v, dtype=np.float64) for k, v in
+            (("pos_score", pos), ("neg_score", neg), ("neg_minus_pos", diff))}
+
+
+def histograms(values: dict[str, np.ndarray], bins: int = 40) -> dict[str, dict]:
+    """Counts per bin: positive and negative scores on SHARED edges (comparable), and neg - pos."""
+    both = np.concatenate([values["pos_score"], values["neg_score"]])
+    out = {}
+    if both.size:
+        edges = np.histogram_bin_edges(both, bins=bins)
+        out["scores"] = {"edges": edges.tolist(),
+                         "pos": np.histogram(values["pos_score"], edges)[0].tolist(),
+                         "neg": np.histogram(values["neg_score"], edges)[0].tolist()}
+    if values["neg_minus_pos"].size:
+        counts, edges = np.histogram(values["neg_minus_pos"], bins=bins)
+        out["neg_minus_pos"] = {"edges": edges.tolist(), "counts": counts.tolist()}
+    return out
+
+
+def false_negatives(rows, qrels: dict[str, dict[str, int]]) -> dict:
+    """False negatives = mined negatives with qrels grade > 0 for the row's query.
+
+    Returns overall and per-rank (1 = the row's first negative) counts and rates, the rate over
+    rows whose query has held-out positives, and how many negatives are judged non-relevant
+    (grade 0). Example: one row, negatives [a, b], qrels {q: {p: 1, b: 2}} -> rate 0.5, per-rank
+    rates [0.0, 1.0].
+    """
+    total = fn = judged0 = 0
+    held_rows = held_total = held_fn = rows_with_fn = 0
+    per_rank_n: list[int] = []
+    per_rank_fn: list[int] = []
+    for r in rows:
+        grades = qrels.get(r.qid, {})
+        held_out = any(g > 0 and d != r.pos_id for d, g in grades.items())
+        row_fn = 0
+        for k, d in enumerate(r.neg_ids):
+            if k == len(per_rank_n):
+                per_rank_n.append(0), per_rank_fn.append(0)
+            is_fn = grades.get(d, 0) > 0
+            judged0 += d in grades and grades[d] <= 0
+            per_rank_n[k] += 1
+            per_rank_fn[k] += is_fn
+            row_fn += is_fn
+        total += len(r.neg_ids)
+        fn += row_fn
+        rows_with_fn += row_fn > 0
+        if held_out:
+            held_rows += 1
+            held_total += len(r.neg_ids)
+            held_fn += row_fn
+    return {"negatives": total, "false_negatives": fn, "rate": fn / total if total else 0.0,
+            "rows_with_false_negative": rows_with_fn, "judged_nonrelevant": judged0,
+            "rows_with_held_out": held_rows, "negatives_with_held_out": held_total,
+            "rate_with_held_out": held_fn / held_total if held_total else 0.0,
+            "per_rank": [{"rank": k + 1, "negatives": n, "false_negatives": f, "rate": f / n if n else 0.0}
+                         for k, (n, f) in enumerate(zip(per_rank_n, per_rank_fn))]}
+
+
+def false_negative_rate(rows: Iterable[Mapping], judged: Mapping[str, Mapping[str, int]]) -> dict:
+    """Share of mined negatives that the judgements call relevant (grade > 0), with counts per grade.
+
+    ``rows`` are mined rows (``qid``, ``neg_ids``); ``judged`` is ``{qid: {doc_id: grade}}`` with
+    positives the miner was NOT told about. Only rows whose query has judgements count.
+
+    >>> false_negative_rate([{"qid": "q", "neg_ids": ["a", "b", "c", "d"]}], {"q": {"b": 2, "c": 0}})
+    {'rate': 0.25, 'false_negatives': 1, 'negatives': 4, 'queries': 1, 'by_grade': {'2': 1}}
+    """
+    n_neg = 0
+    by_grade: dict[int, int] = {}
+    queries = set()
+    for row in rows:
+        grades = judged.get(row["qid"])
+        if grades is None:
+            continue
+        queries.add(row["qid"])
+        n_neg += len(row["neg_ids"])
+        for d in row["neg_ids"]:
+            if grades.get(d, 0) > 0:
+                by_grade[grades[d]] = by_grade.get(grades[d], 0) + 1
+    n_false = sum(by_grade.values())
+    rate = n_false / n_neg if n_neg else math.nan
+    return {"rate": rate, "false_negatives": n_false, "negatives": n_neg, "queries": len(queries),
+            "by_grade": {str(g): by_grade[g] for g in sorted(by_grade)}}
+
+
+def inspect_rows(rows, qrels: dict[str, dict[str, int]], bins: int = 40) -> dict:
+    """The whole report: counts, score summaries, histograms, false negatives."""
+    values = score_values(rows)
+    n_neg = [len(r.neg_ids) for r in rows]
+    return {"rows": len(rows), "queries": len({r.qid for r in rows}),
+            "negatives_per_row": summarize(np.asarray(n_neg)),
+            "summaries": {k: summarize(v) for k, v in values.items()},
+            "histograms": histograms(values, bins), "false_negatives": false_negatives(rows, qrels)}
+
+
+def format_report(report: dict, anchor_only: bool | None = None) -> str:
+    """A readable multi-line summary of ``inspect_rows``' output."""
+    lines = [f"{report['rows']} rows, {report['queries']} queries, "
+             f"{(report['negatives_per_row']['mean'] or 0):.2f} negatives per row"]
+    lines.append(f"{'':<14}{'count':>7}{'mean':>9}{'q05':>9}{'median':>9}{'q95':>9}")
+    for name, label in (("pos_score", "positive"), ("neg_score", "negative"), ("neg_minus_pos", "neg - pos")):
+        s = report["summaries"][name]
+        if s["count"]:
+            lines.append(f"{label:<14}{s['count']:>7}{s['mean']:>9.4f}{s['q05']:>9.4f}{s['q50']:>9.4f}{s['q95']:>9.4f}")
+        else:
+            lines.append(f"{label:<14}{0:>7}")
+    f = report["false_negatives"]
+    lines.append(f"false negatives (qrels grade > 0): {f['false_negatives']}/{f['negatives']} = {f['rate']:.2%}; "
+                 f"over the {f['rows_with_held_out']} rows with held-out positives: {f['rate_with_held_out']:.2%}")
+    if f["per_rank"]:
+        lines.append("per rank: " + ", ".join(f"{p['rank']}: {p['rate']:.1%}" for p in f["per_rank"]))
+    lines.append(f"negatives judged non-relevant (grade 0): {f['judged_nonrelevant']}")
+    if anchor_only is False:
+        lines.append("note: mined without --anchor-only, so every known positive was removed and the "
+                     "false-negative rate is 0 by construction; mine with --anchor-only to measure it")
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""``hardneg data download NAME [--dir D]`` and ``hardneg data info SPEC [--split S]``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "data", help="download BEIR datasets and inspect data",
+        description="Fetch standard BEIR datasets and check/count any supported data input.")
+    sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    d = sub.add_parser(
+        "download", help="fetch a BEIR dataset zip by name (checksum verified, resumable)",
+        description="Fetch {NAME}.zip from the BEIR server (or $HARDNEG_BEIR_URL), verify its published "
+        "md5, and unzip it to DIR/NAME. An interrupted download resumes where it stopped.")
+    d.add_argument("name", metavar="NAME", help="BEIR dataset name, e.g. scifact, nfcorpus, fiqa")
+    d.add_argument("--dir", default=None,
+                   help="destination folder (default: $HARDNEG_CACHE/datasets or ~/.cache/hardneg/datasets)")
+    d.add_argument("--url", default=None, help="base URL of a mirror serving NAME.zip (default: $HARDNEG_BEIR_URL "
+                   "or the BEIR server)")
+    d.set_defaults(func=run_download)
+
+    i = sub.add_parser(
+        "info", help="validate data and print its counts",
+        description="Load SPEC (a BEIR folder, a dataset name, a {query,pos,neg} JSONL, a parquet file "
+        "or a HF datasets folder), validate it and print counts: documents, queries, qrels rows, "
+        "positives per query and warnings.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    i.add_argument("spec", metavar="SPEC", help="data folder, file or dataset name")
+    i.add_argument("--split", default="test", help="qrels split of a BEIR folder")
+    i.set_defaults(func=run_info)
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from hardneg.data.download import download_beir
+
+    path = download_beir(args.name, args.dir, base_url=args.url)
+    print(path)
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from hardneg.data.load import load_data
+
+    data = load_data(args.spec, args.split)
+    n_pos = [len(data.relevant(q)) for q in data.query_ids()]
+    judged_neg = sum(g <= 0 for docs in data.qrels.values() for g in docs.values())
+    rows = [
+        ("source", data.source),
+        ("split", data.split),
+        ("documents", len(data.corpus)),
+        ("queries (file)", len(data.queries)),
+        ("queries (split, with a positive)", len(data.query_ids())),
+        ("qrels rows", sum(len(d) for d in data.qrels.values())),
+        ("judged not relevant (grade 0)", judged_neg),
+        ("positives per query mean", f"{sum(n_pos) / len(n_pos):.2f}" if n_pos else "-"),
+        ("positives per query max", max(n_pos) if n_pos else "-"),
+        ("given negatives", sum(len(v) for v in data.given_negatives.values())),
+        ("fingerprint", data.fingerprint()),
+        ("warnings", len(data.warnings)),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    for w in data.warnings:
+        print(f"  warning: {w}")
+    return 0

@@ -1,0 +1,57 @@
+"""Command line: thin subcommands over the library. Each subcommand lives in
+``hardneg.cli.<name>`` and exposes ``register(subparsers)``; heavy imports happen inside
+the command's run function so ``hardneg --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from hardneg import __version__
+from hardneg.core.errors import HardnegError
+
+COMMANDS = ["data", "evaluate", "mine", "export", "inspect", "train", "ablate"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hardneg",
+        description="Positive-aware hard-negative mining (NV-Retriever) and contrastive "
+        "fine-tuning of text-embedding models.",
+    )
+    parser.add_argument("--version", action="version", version=f"hardneg {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"hardneg.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"hardneg.cli.{name}":
+                continue  # command not built yet
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose + 1, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except HardnegError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,0 @@
-"""One module per subcommand: ``register(subparsers)`` adds it; imports inside ``run`` stay lazy."""

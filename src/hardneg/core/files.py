@@ -1,0 +1,104 @@
+"""Atomic writes and content hashes, shared by every stage that writes output.
+
+A crash never leaves a half file that looks whole: everything is written to a temporary sibling in
+the same directory (``.NAME.*.tmp``), flushed, fsynced and renamed over the target. ``atomic_path``
+hands out the temporary *path* for writers that only take a file name (ONNX export, FAISS);
+``atomic_open`` the open file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[str]:
+    """A temporary sibling path of ``path``; renamed over ``path`` only when the block succeeds.
+
+    >>> import tempfile; d = Path(tempfile.mkdtemp())
+    >>> with atomic_path(d / "x.txt") as tmp:
+    ...     _ = Path(tmp).write_text("hi")
+    >>> (d / "x.txt").read_text(), sorted(p.name for p in d.iterdir())
+    ('hi', ['x.txt'])
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
+    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` only on success."""
+    kwargs = {} if "b" in mode else {"encoding": encoding}
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as pretty JSON, atomically."""
+    with atomic_open(path) as f:
+        json.dump(to_jsonable(obj), f, indent=2, sort_keys=False)
+        f.write("\n")
+
+
+def read_json(path: str | Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses, paths, numpy scalars/arrays and tuples -> plain JSON types."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: to_jsonable(v) for k, v in dataclasses.asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy scalar or array
+        return obj.tolist()
+    return obj
+
+
+def file_hash(path: str | Path, algo: str = "sha256", chunk: int = 1 << 20) -> str:
+    """Hex digest of a file's bytes (``algo``: any ``hashlib`` name), read in ``chunk``-byte blocks."""
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    return file_hash(path, "sha256")
+
+
+def sha256_texts(texts: Any) -> str:
+    """Order-sensitive hash of an iterable of strings (length-prefixed, so no join ambiguity)."""
+    h = hashlib.sha256()
+    for t in texts:
+        b = t.encode("utf-8")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()

@@ -1,0 +1,108 @@
+"""Negatives file: JSONL, one row per (query, positive), written atomically with a provenance file.
+
+Row: ``{"qid", "pos_id", "pos_score", "neg_ids", "neg_scores", "neg_teachers"}``; scores are the
+teachers' own, rounded to 6 decimals. Nothing run-dependent (time, paths) goes into the JSONL, so
+the same data, teachers, config and seed give a byte-identical file; timings live in the meta.
+
+This is the contract between mining (which writes it) and training, export, diagnostics and
+the ablation (which read it), so it lives with the data formats, not inside mining.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from hardneg.core.errors import DataError
+from hardneg.core.files import atomic_open
+from hardneg.core.provenance import write_meta
+from hardneg.data.beir import iter_jsonl
+
+
+FIELDS = ("qid", "pos_id", "pos_score", "neg_ids", "neg_scores", "neg_teachers")
+
+
+@dataclass
+class NegRow:
+    """One output row: a (query, positive) pair and its negatives (ids, teacher scores, teachers)."""
+
+    qid: str
+    pos_id: str
+    pos_score: float | None
+    neg_ids: list[str]
+    neg_scores: list[float]
+    neg_teachers: list[str]
+
+
+def _r6(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)
+
+
+def row_json(row) -> str:
+    """One JSONL line (no newline) for a ``NegRow``, keys in ``FIELDS`` order."""
+    obj = {"qid": row.qid, "pos_id": row.pos_id, "pos_score": _r6(row.pos_score),
+           "neg_ids": list(row.neg_ids), "neg_scores": [_r6(s) for s in row.neg_scores],
+           "neg_teachers": list(row.neg_teachers)}
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+
+
+def write_negatives(path: str | Path, result, config, **extra) -> Path:
+    """Write ``result.rows`` to ``path`` and ``path.meta.json``; returns ``path``."""
+    path = Path(path)
+    with atomic_open(path) as f:
+        for row in result.rows:
+            f.write(row_json(row) + "\n")
+    write_meta(path, config, teachers=result.teachers, data_fingerprint=result.data_fingerprint,
+               seed=config.seed, timings=result.timings, stats=result.stats,
+               **{"search": getattr(result, "search", None) or [{"backend": "n/a"}] * len(result.teachers), **extra})
+    return path
+
+
+def _check_row(path: Path, lineno: int, obj: dict) -> None:
+    missing = [k for k in FIELDS if k not in obj]
+    if missing:
+        raise DataError(path, lineno, f"missing field(s) {missing}", f"each row needs {list(FIELDS)}")
+    if not isinstance(obj["qid"], str) or not isinstance(obj["pos_id"], str):
+        raise DataError(path, lineno, "'qid' and 'pos_id' must be strings")
+    for k in ("neg_ids", "neg_scores", "neg_teachers"):
+        if not isinstance(obj[k], list):
+            raise DataError(path, lineno, f"'{k}' must be a list")
+    if not (len(obj["neg_ids"]) == len(obj["neg_scores"]) == len(obj["neg_teachers"])):
+        raise DataError(path, lineno, "neg_ids, neg_scores and neg_teachers differ in length",
+                        "they are parallel lists, one entry per negative")
+    if not all(isinstance(s, (int, float)) for s in obj["neg_scores"]):
+        raise DataError(path, lineno, "neg_scores must be numbers")
+    if obj["pos_score"] is not None and not isinstance(obj["pos_score"], (int, float)):
+        raise DataError(path, lineno, "pos_score must be a number or null")
+    if obj["pos_id"] in obj["neg_ids"]:
+        raise DataError(path, lineno, f"positive {obj['pos_id']!r} is also listed as a negative")
+
+
+def read_negatives(path: str | Path) -> list:
+    """Read and validate a negatives file -> list of ``NegRow`` (errors name file and line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "negatives file not found", "create it with 'hardneg mine'")
+    rows = []
+    for lineno, obj in iter_jsonl(path):
+        _check_row(path, lineno, obj)
+        rows.append(NegRow(obj["qid"], obj["pos_id"], obj["pos_score"], [str(d) for d in obj["neg_ids"]],
+                           [float(s) for s in obj["neg_scores"]], [str(t) for t in obj["neg_teachers"]]))
+    return rows
+
+
+def check_ids(rows, data, path: str | Path = "<negatives>") -> None:
+    """Every qid must be a query of ``data`` and every pos/neg id a corpus id (DataError: row's line).
+
+    Line numbers assume one row per line (what ``hardneg mine`` writes).
+    """
+    index = data.corpus.index
+    for i, r in enumerate(rows, 1):
+        if r.qid not in data.queries:
+            raise DataError(path, i, f"query {r.qid!r} is not in the queries of {data.source or 'the data'}",
+                            "export with the --data the file was mined from")
+        for d in [r.pos_id, *r.neg_ids]:
+            if d not in index:
+                raise DataError(path, i, f"document {d!r} is not in the corpus of {data.source or 'the data'}",
+                                "export with the --data the file was mined from")
