@@ -41,9 +41,10 @@ def subset(data, limit: int | None):
 
 
 def ndcg10(data, qids, q_emb, p_emb, ids) -> float:
-    from hardneg.evaluate import run_from_topk
-    from hardneg.metrics import score_run
-    from hardneg.search import id_order, topk
+    from hardneg.evaluation.run import run_from_topk
+    from hardneg.evaluation.metrics import score_run
+    from hardneg.search.exact import topk
+    from hardneg.search.rank import id_order
 
     pos = {d: i for i, d in enumerate(ids)}
     exclude = [{pos[q]} if q in pos else set() for q in qids]
@@ -56,7 +57,7 @@ def peer_encoder(model: str, batch_size: int):
     """Plain sentence-transformers, as a user would call it."""
     from sentence_transformers import SentenceTransformer
 
-    from hardneg.encode import resolve_model
+    from hardneg.encode.models import resolve_model
 
     st = SentenceTransformer(resolve_model(model), device="cpu")
 
@@ -67,7 +68,7 @@ def peer_encoder(model: str, batch_size: int):
 
 
 def hardneg_encoder(model: str, backend: str, batch_size: int):
-    from hardneg.encode import load_encoder
+    from hardneg.encode.load import load_encoder
 
     e = load_encoder(model, backend=backend, batch_size=batch_size)
     return e.encode_queries, e.encode_passages
@@ -118,10 +119,11 @@ def main(argv=None) -> int:
     ap.add_argument("--output", help="also write the rows as JSON here (+ .meta.json)")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from hardneg.data import load_beir
-    from hardneg.encode import n_cores
-    from hardneg.io import write_json, write_meta
-    from hardneg.metrics import judged_queries
+    from hardneg.data.beir import load_beir
+    from hardneg.encode.base import n_cores
+    from hardneg.core.files import write_json
+    from hardneg.core.provenance import write_meta
+    from hardneg.evaluation.metrics import judged_queries
 
     data = load_beir(args.data, args.split)
     rows_idx = subset(data, args.limit)

@@ -53,7 +53,8 @@ DISAGREEMENT_NOTES = """Why the peer's negatives can differ (sentence_transforme
 
 def load_split(data: str, split: str, limit_corpus: int | None):
     """The split, with the corpus cut to its positives + the first ``limit_corpus`` other passages."""
-    from hardneg.data import Corpus, RetrievalData, load_data
+    from hardneg.data.load import load_data
+    from hardneg.data.types import Corpus, RetrievalData
 
     d = load_data(data, split)
     if not limit_corpus:
@@ -78,7 +79,7 @@ def worker_peer(args) -> dict:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.util import mine_hard_negatives
 
-    from hardneg.encode import resolve_model
+    from hardneg.encode.models import resolve_model
 
     data = load_split(args.data, args.split, args.limit_corpus)
     texts = data.corpus.passage_texts()
@@ -96,8 +97,10 @@ def worker_peer(args) -> dict:
 
 
 def worker_hardneg(args) -> dict:
-    from hardneg.mining import MineConfig, mine, write_negatives
-    from hardneg.teachers import load_teacher
+    from hardneg.data.negatives import write_negatives
+    from hardneg.mining.config import MineConfig
+    from hardneg.mining.mine import mine
+    from hardneg.mining.teachers.load import load_teacher
 
     data = load_split(args.data, args.split, args.limit_corpus)
     teacher = load_teacher(args.model, backend=args.backend, cache_dir=args.cache_dir)

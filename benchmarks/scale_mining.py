@@ -104,7 +104,7 @@ class SyntheticEncoder:
 
 def generate(work: Path, n: int, nq: int, dim: int, shard_size: int, seed: int, noise: float) -> None:
     """Corpus shards + queries.npy (planted positive + noise) + positives.npy under ``work``."""
-    from hardneg.shards import encode_sharded
+    from hardneg.scale.shards import encode_sharded
 
     ss = encode_sharded(SyntheticEncoder(dim, seed), [str(i) for i in range(n)], work / "corpus",
                         shard_size=shard_size, progress=True)
@@ -131,8 +131,8 @@ def worker(args) -> dict:
     q = np.load(work / "queries.npy")
     if args.worker in PEERS:
         return worker_peer(args, q)
-    from hardneg.search import search
-    from hardneg.shards import ShardSet
+    from hardneg.search.dispatch import search
+    from hardneg.scale.shards import ShardSet
 
     import torch  # noqa: F401 - imported before the baseline and the timer, as the peer's is
     if args.worker != "exact":
@@ -158,8 +158,8 @@ def worker_peer(args, q: np.ndarray) -> dict:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.util import mine_hard_negatives
 
-    from hardneg.encode import resolve_model
-    from hardneg.shards import ShardSet
+    from hardneg.encode.models import resolve_model
+    from hardneg.scale.shards import ShardSet
 
     work = Path(args.workdir)
     ss = ShardSet.open(work / "corpus")
@@ -190,8 +190,8 @@ def prepare_peer(work: Path) -> None:
     parent process, so the peer's own peak RSS does not count the copy made for the file)."""
     from sentence_transformers import SentenceTransformer
 
-    from hardneg.encode import resolve_model
-    from hardneg.shards import ShardSet
+    from hardneg.encode.models import resolve_model
+    from hardneg.scale.shards import ShardSet
 
     ss = ShardSet.open(work / "corpus")
     q = np.load(work / "queries.npy")

@@ -34,7 +34,7 @@ def plain_st_step_time(args, dataset) -> float:
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from hardneg.encode import resolve_model
+    from hardneg.encode.models import resolve_model
 
     model = SentenceTransformer(resolve_model(args.model))
     model.max_seq_length = args.passage_max_length
@@ -54,7 +54,8 @@ def plain_st_step_time(args, dataset) -> float:
 
 
 def hardneg_step_time(args, out: Path) -> float:
-    from hardneg.train import Source, TrainConfig, train
+    from hardneg.training.config import Source, TrainConfig
+    from hardneg.training.trainer import train
 
     cfg = TrainConfig(args.model, (Source(args.data, args.negatives, args.split, args.steps * args.batch_size),),
                       str(out), num_negatives=args.num_negatives, temperature=args.temperature,
@@ -87,7 +88,8 @@ def main(argv=None) -> int:
 
     from datasets import Dataset
 
-    from hardneg.train import Source, build_examples
+    from hardneg.training.config import Source
+    from hardneg.training.examples import build_examples
 
     cols, _ = build_examples(Source(args.data, args.negatives, args.split, args.steps * args.batch_size),
                              args.num_negatives, seed=args.seed)
@@ -104,7 +106,7 @@ def main(argv=None) -> int:
               "cpu_threads": os.cpu_count()}
     print(f"{'':10s} {'s/step':>8s}\nplain ST   {st:8.3f}\nhardneg    {hn:8.3f}\nratio      {hn / st:8.3f}")
     if args.output:
-        from hardneg.io import write_json
+        from hardneg.core.files import write_json
 
         write_json(args.output, result)
     return 0
