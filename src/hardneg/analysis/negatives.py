@@ -51,70 +51,71 @@ def histograms(values: dict[str, np.ndarray], bins: int = 40) -> dict[str, dict]
     return out
 
 
-def false_negatives(rows, qrels: dict[str, dict[str, int]]) -> dict:
-    """False negatives = mined negatives with qrels grade > 0 for the row's query.
+def _field(row, name: str):
+    """A row field from a ``NegRow`` or from its dict form (the ablation keeps rows as dicts)."""
+    return row.get(name) if isinstance(row, Mapping) else getattr(row, name, None)
+
+
+def false_negatives(rows, qrels: Mapping[str, Mapping[str, int]]) -> dict:
+    """False negatives = mined negatives with qrels grade > 0 for the row's query: THE count that
+    ``inspect`` and the ablation's probe cells (``false_negative_rate``) both report.
 
     Returns overall and per-rank (1 = the row's first negative) counts and rates, the rate over
-    rows whose query has held-out positives, and how many negatives are judged non-relevant
-    (grade 0). Example: one row, negatives [a, b], qrels {q: {p: 1, b: 2}} -> rate 0.5, per-rank
-    rates [0.0, 1.0].
+    rows whose query has held-out positives, how many negatives are judged non-relevant (grade 0),
+    and the false negatives per grade. ``rows`` are ``NegRow``s or their dicts. Example: one row,
+    negatives [a, b], qrels {q: {p: 1, b: 2}} -> rate 0.5, per-rank rates [0.0, 1.0].
     """
     total = fn = judged0 = 0
     held_rows = held_total = held_fn = rows_with_fn = 0
     per_rank_n: list[int] = []
     per_rank_fn: list[int] = []
+    by_grade: dict[int, int] = {}
     for r in rows:
-        grades = qrels.get(r.qid, {})
-        held_out = any(g > 0 and d != r.pos_id for d, g in grades.items())
+        qid, pos_id, neg_ids = _field(r, "qid"), _field(r, "pos_id"), _field(r, "neg_ids")
+        grades = qrels.get(qid, {})
+        held_out = any(g > 0 and d != pos_id for d, g in grades.items())
         row_fn = 0
-        for k, d in enumerate(r.neg_ids):
+        for k, d in enumerate(neg_ids):
             if k == len(per_rank_n):
                 per_rank_n.append(0), per_rank_fn.append(0)
             is_fn = grades.get(d, 0) > 0
+            if is_fn:
+                by_grade[grades[d]] = by_grade.get(grades[d], 0) + 1
             judged0 += d in grades and grades[d] <= 0
             per_rank_n[k] += 1
             per_rank_fn[k] += is_fn
             row_fn += is_fn
-        total += len(r.neg_ids)
+        total += len(neg_ids)
         fn += row_fn
         rows_with_fn += row_fn > 0
         if held_out:
             held_rows += 1
-            held_total += len(r.neg_ids)
+            held_total += len(neg_ids)
             held_fn += row_fn
     return {"negatives": total, "false_negatives": fn, "rate": fn / total if total else 0.0,
             "rows_with_false_negative": rows_with_fn, "judged_nonrelevant": judged0,
             "rows_with_held_out": held_rows, "negatives_with_held_out": held_total,
             "rate_with_held_out": held_fn / held_total if held_total else 0.0,
+            "by_grade": {str(g): by_grade[g] for g in sorted(by_grade)},
             "per_rank": [{"rank": k + 1, "negatives": n, "false_negatives": f, "rate": f / n if n else 0.0}
                          for k, (n, f) in enumerate(zip(per_rank_n, per_rank_fn))]}
 
 
-def false_negative_rate(rows: Iterable[Mapping], judged: Mapping[str, Mapping[str, int]]) -> dict:
-    """Share of mined negatives that the judgements call relevant (grade > 0), with counts per grade.
+def false_negative_rate(rows: Iterable, judged: Mapping[str, Mapping[str, int]]) -> dict:
+    """The probe cells' summary of ``false_negatives``: share of mined negatives that the judgements
+    call relevant (grade > 0), counts per grade; only rows whose query has judgements count, and the
+    rate is NaN when there are none.
 
-    ``rows`` are mined rows (``qid``, ``neg_ids``); ``judged`` is ``{qid: {doc_id: grade}}`` with
-    positives the miner was NOT told about. Only rows whose query has judgements count.
+    ``judged`` is ``{qid: {doc_id: grade}}`` with the positives the miner was NOT told about.
 
     >>> false_negative_rate([{"qid": "q", "neg_ids": ["a", "b", "c", "d"]}], {"q": {"b": 2, "c": 0}})
     {'rate': 0.25, 'false_negatives': 1, 'negatives': 4, 'queries': 1, 'by_grade': {'2': 1}}
     """
-    n_neg = 0
-    by_grade: dict[int, int] = {}
-    queries = set()
-    for row in rows:
-        grades = judged.get(row["qid"])
-        if grades is None:
-            continue
-        queries.add(row["qid"])
-        n_neg += len(row["neg_ids"])
-        for d in row["neg_ids"]:
-            if grades.get(d, 0) > 0:
-                by_grade[grades[d]] = by_grade.get(grades[d], 0) + 1
-    n_false = sum(by_grade.values())
-    rate = n_false / n_neg if n_neg else math.nan
-    return {"rate": rate, "false_negatives": n_false, "negatives": n_neg, "queries": len(queries),
-            "by_grade": {str(g): by_grade[g] for g in sorted(by_grade)}}
+    kept = [r for r in rows if _field(r, "qid") in judged]
+    f = false_negatives(kept, judged)
+    return {"rate": f["false_negatives"] / f["negatives"] if f["negatives"] else math.nan,
+            "false_negatives": f["false_negatives"], "negatives": f["negatives"],
+            "queries": len({_field(r, "qid") for r in kept}), "by_grade": f["by_grade"]}
 
 
 def inspect_rows(rows, qrels: dict[str, dict[str, int]], bins: int = 40) -> dict:

@@ -94,6 +94,29 @@ def _faiss_block(qb: np.ndarray, pb: np.ndarray, key: np.ndarray, k: int,
     return vals, cols
 
 
+def _block_exclusions(exclude: list[set[int]] | None, qs: int, nb: int, ps: int, np_: int) -> dict[int, list[int]]:
+    """{row in the query block: excluded columns of the passage block [ps, ps + np_)}."""
+    ex: dict[int, list[int]] = {}
+    if exclude is not None:
+        for r in range(nb):
+            cols = [j - ps for j in exclude[qs + r] if ps <= j < ps + np_]
+            if cols:
+                ex[r] = cols
+    return ex
+
+
+def _torch_block(qb: np.ndarray, pb: np.ndarray, buf: np.ndarray, key: np.ndarray, k: int,
+                 ex: dict[int, list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """``_block_topk`` of the block's scores, computed by torch into the reused buffer ``buf``."""
+    import torch
+
+    sc = buf[: len(qb), : len(pb)]
+    torch.matmul(_as_tensor(qb), _as_tensor(pb).T, out=torch.from_numpy(sc))  # (B, C)
+    for r, cols in ex.items():
+        sc[r, cols] = -np.inf
+    return _block_topk(sc, key, min(k, len(pb)))
+
+
 def topk(
     queries: np.ndarray,
     passages: np.ndarray,
@@ -116,7 +139,7 @@ def topk(
     torch score buffer), and one ``rank`` over the kept candidates (B, (k+1) x blocks) gives the
     block's answer: the global top-k under the rank rule lies in the union of the per-block top-k's.
     """
-    import torch
+    import torch  # noqa: F401 - loaded before FAISS on every path, as it always was (both bring OpenMP)
 
     q = np.ascontiguousarray(queries, dtype=np.float32)
     nq, n = q.shape[0], passages.shape[0]
@@ -140,22 +163,13 @@ def topk(
         cand_s, cand_i = [], []
         for ps in range(0, n, passage_chunk):
             pb = np.ascontiguousarray(passages[ps : ps + passage_chunk], dtype=np.float32)
-            ex: dict[int, list[int]] = {}
-            if exclude is not None:
-                for r in range(len(qb)):
-                    cols = [j - ps for j in exclude[qs + r] if ps <= j < ps + len(pb)]
-                    if cols:
-                        ex[r] = cols
+            ex = _block_exclusions(exclude, qs, len(qb), ps, len(pb))
             if finite and len(pb) > k:
                 s, c = _faiss_block(qb, pb, key[ps : ps + len(pb)], k, ex)
             else:
                 if buf is None:
                     buf = np.empty((min(query_chunk, nq), min(passage_chunk, n)), dtype=np.float32)
-                sc = buf[: len(qb), : len(pb)]
-                torch.matmul(_as_tensor(qb), _as_tensor(pb).T, out=torch.from_numpy(sc))  # (B, C)
-                for r, cols in ex.items():
-                    sc[r, cols] = -np.inf
-                s, c = _block_topk(sc, key[ps : ps + len(pb)], min(k, len(pb)))
+                s, c = _torch_block(qb, pb, buf, key[ps : ps + len(pb)], k, ex)
             cand_s.append(s)
             cand_i.append(c + ps)
         cs, ci = np.concatenate(cand_s, axis=1), np.concatenate(cand_i, axis=1)
