@@ -20,7 +20,8 @@ from hardneg.core.paths import cache_root
 
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".onnx", ".pt", ".pth", ".model"}
 
-SKIP_FILES = {"training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"}
+SKIP_FILES = {"training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json",
+              "loss_log.json", "hardneg_train.meta.json"}  # provenance written beside a trained model
 
 SKIP_DIRS = {"onnx", "openvino", ".git", ".cache", "runs"}
 

@@ -27,6 +27,7 @@ from hardneg.core.errors import HardnegError
 from hardneg.core.files import atomic_open, sha256_file
 from hardneg.core.provenance import read_meta, write_meta
 from hardneg.data.negatives import check_ids, read_negatives
+from hardneg.data.types import texts_of
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,10 @@ def group_rows(rows, group_by_query: bool) -> list[tuple[str, list, list]]:
 
 
 def to_flagembedding(rows, data, group_by_query: bool = False) -> list[dict]:
-    texts, index = data.corpus.passage_texts(), data.corpus.index
     out = []
     for qid, pos, neg in group_rows(rows, group_by_query):
-        obj = {"query": data.queries[qid], "pos": [texts[index[d]] for d, _ in pos],
-               "neg": [texts[index[d]] for d, _ in neg]}
+        query, pos_texts = texts_of(data, qid, [d for d, _ in pos])
+        obj = {"query": query, "pos": pos_texts, "neg": texts_of(data, qid, [d for d, _ in neg])[1]}
         if all(s is not None for _, s in pos):
             obj["pos_scores"] = [s for _, s in pos]
             obj["neg_scores"] = [s for _, s in neg]
@@ -79,6 +79,26 @@ def to_tevatron(rows, data, group_by_query: bool = False) -> list[dict]:
              "negative_passages": [passage(d) for d, _ in neg]} for qid, pos, neg in group_rows(rows, group_by_query)]
 
 
+def ntuple_columns(rows, data, n: int) -> tuple[dict[str, list[str]], list[int]]:
+    """``anchor, positive, negative_1 .. negative_n`` texts of every row with at least ``n`` negatives
+    (its first ``n``, in mined order), and the 1-based numbers of the rows that had fewer (left out).
+
+    The one id -> text step that ``hardneg train`` and the sentence-transformers export share.
+    """
+    cols: dict[str, list[str]] = {"anchor": [], "positive": [], **{f"negative_{i}": [] for i in range(1, n + 1)}}
+    short = []
+    for i, r in enumerate(rows, 1):
+        if len(r.neg_ids) < n:
+            short.append(i)
+            continue
+        query, (pos, *negs) = texts_of(data, r.qid, [r.pos_id, *r.neg_ids[:n]])
+        cols["anchor"].append(query)
+        cols["positive"].append(pos)
+        for j, text in enumerate(negs, 1):
+            cols[f"negative_{j}"].append(text)
+    return cols, short
+
+
 def to_sentence_transformers(rows, data, st_format: str = "n-tuple",
                              num_negatives: int | None = None) -> tuple[dict[str, list[str]], int]:
     """Columns of the table ``mine_hard_negatives`` returns, and the number of rows dropped.
@@ -88,27 +108,17 @@ def to_sentence_transformers(rows, data, st_format: str = "n-tuple",
     """
     if st_format not in ST_FORMATS:
         raise HardnegError(f"unknown sentence-transformers format {st_format!r}; choose one of {ST_FORMATS}")
-    texts, index = data.corpus.passage_texts(), data.corpus.index
     if st_format == "triplet":
         cols: dict[str, list[str]] = {"anchor": [], "positive": [], "negative": []}
         for r in rows:
-            for d in r.neg_ids:
-                cols["anchor"].append(data.queries[r.qid])
-                cols["positive"].append(texts[index[r.pos_id]])
-                cols["negative"].append(texts[index[d]])
+            query, (pos, *negs) = texts_of(data, r.qid, [r.pos_id, *r.neg_ids])
+            for text in negs:
+                cols["anchor"].append(query)
+                cols["positive"].append(pos)
+                cols["negative"].append(text)
         return cols, sum(1 for r in rows if not r.neg_ids)
-    n = num_negatives or max((len(r.neg_ids) for r in rows), default=0)
-    cols = {"anchor": [], "positive": [], **{f"negative_{i}": [] for i in range(1, n + 1)}}
-    dropped = 0
-    for r in rows:
-        if len(r.neg_ids) < n:
-            dropped += 1
-            continue
-        cols["anchor"].append(data.queries[r.qid])
-        cols["positive"].append(texts[index[r.pos_id]])
-        for i, d in enumerate(r.neg_ids[:n], 1):
-            cols[f"negative_{i}"].append(texts[index[d]])
-    return cols, dropped
+    cols, short = ntuple_columns(rows, data, num_negatives or max((len(r.neg_ids) for r in rows), default=0))
+    return cols, len(short)
 
 
 def _write_jsonl(path: Path, objs) -> None:

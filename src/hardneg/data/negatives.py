@@ -101,8 +101,8 @@ def check_ids(rows, data, path: str | Path = "<negatives>") -> None:
     for i, r in enumerate(rows, 1):
         if r.qid not in data.queries:
             raise DataError(path, i, f"query {r.qid!r} is not in the queries of {data.source or 'the data'}",
-                            "export with the --data the file was mined from")
+                            "use the --data (and split) the file was mined from")
         for d in [r.pos_id, *r.neg_ids]:
             if d not in index:
                 raise DataError(path, i, f"document {d!r} is not in the corpus of {data.source or 'the data'}",
-                                "export with the --data the file was mined from")
+                                "use the --data (and split) the file was mined from")

@@ -13,10 +13,7 @@ pointing at ``--backend torch``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from hardneg.core.fingerprint import weights_fingerprint
 from hardneg.encode.base import BatchEncoder, l2_normalize, n_cores, pool
 from hardneg.encode.models import read_st_config, settings_fingerprint
 from hardneg.core.errors import HardnegError
+from hardneg.core.files import atomic_path
 from hardneg.encode.torch_backend import default_max_length, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -34,18 +32,6 @@ log = logging.getLogger(__name__)
 SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
 
 
-@contextlib.contextmanager
-def _tmp_sibling(target: Path):
-    """A temporary path next to ``target``, renamed over it when the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".onnx", dir=target.parent)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 def export_onnx(model_dir: Path, target: Path, input_names: list[str]) -> Path:
@@ -69,7 +55,7 @@ def export_onnx(model_dir: Path, target: Path, input_names: list[str]) -> Path:
         dummy["token_type_ids"].zero_()
     axes = {n: {0: "batch", 1: "sequence"} for n in [*input_names, "last_hidden_state"]}
     log.info("exporting %s to ONNX (once per weights): %s", model_dir, target)
-    with _tmp_sibling(target) as tmp, torch.inference_mode(), warnings.catch_warnings():
+    with atomic_path(target, ".onnx") as tmp, torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python control flow
         torch.onnx.export(LastHidden(model), (), tmp, kwargs=dummy, input_names=input_names,
                           output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17,
@@ -82,7 +68,7 @@ def quantize_int8(source: Path, target: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     log.info("quantising %s to int8 (once per weights): %s", source, target)
-    with _tmp_sibling(target) as tmp:
+    with atomic_path(target, ".onnx") as tmp:
         quantize_dynamic(str(source), tmp, per_channel=True, reduce_range=True, weight_type=QuantType.QInt8)
     return target
 

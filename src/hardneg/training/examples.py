@@ -13,7 +13,8 @@ from hardneg.core.files import sha256_file
 
 log = logging.getLogger(__name__)
 from hardneg.data.load import load_data
-from hardneg.data.negatives import read_negatives
+from hardneg.data.export import ntuple_columns
+from hardneg.data.negatives import check_ids, read_negatives
 from hardneg.training.config import Source, TrainConfig
 
 
@@ -27,27 +28,13 @@ def build_examples(source: Source, num_negatives: int, short_rows: str = "drop",
     """
     data = load_data(source.data, source.split)
     rows = read_negatives(source.negatives)
-    texts, index = data.corpus.passage_texts(), data.corpus.index
-    cols: dict[str, list[str]] = {"anchor": [], "positive": []}
-    cols.update({f"negative_{j}": [] for j in range(1, num_negatives + 1)})
-    short = 0
-    for i, row in enumerate(rows, 1):
-        if row.qid not in data.queries:
-            raise DataError(source.negatives, i, f"query {row.qid!r} is not in {source.data} ({source.split})",
-                            "mine negatives from the same data and split you train on")
-        for did in [row.pos_id, *row.neg_ids[:num_negatives]]:
-            if did not in index:
-                raise DataError(source.negatives, i, f"document {did!r} is not in the corpus of {source.data}")
-        if len(row.neg_ids) < num_negatives:
-            if short_rows == "error":
-                raise DataError(source.negatives, i, f"{len(row.neg_ids)} negatives < --num-negatives "
-                                f"{num_negatives}", "lower --num-negatives or mine more (short_rows='drop' skips)")
-            short += 1
-            continue
-        cols["anchor"].append(data.queries[row.qid])
-        cols["positive"].append(texts[index[row.pos_id]])
-        for j, did in enumerate(row.neg_ids[:num_negatives], 1):
-            cols[f"negative_{j}"].append(texts[index[did]])
+    check_ids(rows, data, source.negatives)
+    cols, short_rows_at = ntuple_columns(rows, data, num_negatives)
+    if short_rows_at and short_rows == "error":
+        i = short_rows_at[0]
+        raise DataError(source.negatives, i, f"{len(rows[i - 1].neg_ids)} negatives < --num-negatives "
+                        f"{num_negatives}", "lower --num-negatives or mine more (short_rows='drop' skips)")
+    short = len(short_rows_at)
     kept = len(cols["anchor"])
     if short:
         log.warning("%s: dropped %d of %d rows with fewer than %d negatives", source.negatives, short,

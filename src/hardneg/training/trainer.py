@@ -152,6 +152,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     write_json(out / "loss_log.json", [h for h in trainer.state.log_history if "loss" in h])
     write_meta(out / META_NAME, config, base_model_fingerprint=model_fingerprint(resolve_model(config.model)),
+               model_fingerprint=model_fingerprint(out),  # what a teacher or encoder of this model records
                data=data_stats, steps=trainer.state.global_step, examples=len(dataset),
                resumed_from=Path(resume_from).name if resume_from else None,
                timings={"load_s": round(t_load, 2), "train_s": round(t_train, 2),

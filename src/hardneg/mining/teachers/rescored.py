@@ -13,7 +13,7 @@ from hardneg.core.fingerprint import model_fingerprint
 from hardneg.encode.models import resolve_model
 from hardneg.mining.candidates import Candidates, Teacher
 from hardneg.mining.teachers.pool_cache import CachedTeacher
-from hardneg.search.rank import id_order, rank
+from hardneg.search.rank import NO_KEY, id_order, rank
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class RescoredTeacher(CachedTeacher):
             else:
                 pos[base.qids[r]][c] = float(s)
         key = id_order(data.corpus.ids)
-        tie = np.where(base.doc_idx >= 0, key[np.maximum(base.doc_idx, 0)], np.iinfo(np.int64).max)
+        tie = np.where(base.doc_idx >= 0, key[np.maximum(base.doc_idx, 0)], NO_KEY)
         order = rank(scores, tie, base.depth)  # (Q, D) re-ranked columns; padding stays last
         return Candidates(self.name, self.fingerprint, base.qids, np.take_along_axis(base.doc_idx, order, 1),
                           np.take_along_axis(scores, order, 1), pos)
