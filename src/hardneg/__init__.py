@@ -4,11 +4,10 @@ One verb per pipeline stage, loaded lazily (PEP 562) so ``import hardneg`` and `
 stay fast::
 
     import hardneg as hn
-    data = hn.load_data("scifact", "train")
-    result = hn.mine(data, [hn.load_teacher("bm25")], hn.MineConfig(num_negatives=4))
-    hn.write_negatives("neg.jsonl", result, result.config)
-    model_dir = hn.train(hn.TrainConfig("minilm", (hn.Source("scifact", "neg.jsonl"),), "runs/ft"))
-    print(hn.evaluate(hn.load_encoder(str(model_dir)), hn.load_data("scifact", "test")).metrics)
+    config = hn.MineConfig(method="percpos", perc=0.95, num_negatives=1)
+    hn.write_negatives("neg.jsonl", hn.mine(hn.load_data("scifact", "train"), [hn.load_teacher("bm25")], config), config)
+    model = hn.train(hn.TrainConfig("minilm", (hn.Source("scifact", "neg.jsonl"),), "runs/ft", max_steps=20))
+    print(hn.evaluate(hn.load_encoder(str(model)), hn.load_data("scifact", "test")).metrics["ndcg@10"])
 
 Packages, data flowing one way: ``core`` -> ``data`` / ``encode`` / ``search`` -> ``scale`` ->
 ``mining`` -> ``training`` / ``evaluation`` -> ``analysis`` -> ``report`` -> ``experiment`` -> ``cli``
