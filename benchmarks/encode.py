@@ -6,7 +6,7 @@
 Rows: ``st-peer`` (plain ``SentenceTransformer.encode``, the reference speed), ``torch``, ``onnx``
 and ``onnx-int8`` through ``hardneg.encode.load_encoder``. Columns: passages/s (wall clock of
 ``encode_passages``, never the embedding cache), speed ratio vs the peer, mean row cosine to the
-torch fp32 vectors, NDCG@10 on the split (``hardneg.search.topk`` + ``hardneg.metrics``).
+torch fp32 vectors, NDCG@10 on the split (``hardneg.search.exact.topk`` + ``hardneg.evaluation.metrics``).
 With ``--limit`` the corpus is the split's relevant passages plus the first others up to N, so
 NDCG@10 is higher than on the full corpus but comparable across rows.
 """

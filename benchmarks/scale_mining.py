@@ -4,15 +4,15 @@
     python benchmarks/scale_mining.py --passages 200000 --queries 20000    # a few minutes
     python benchmarks/scale_mining.py --passages 200000 --queries 20000 --peer   # + sentence-transformers
 
-Data: random unit vectors (d=384) written as float32 corpus shards by ``hardneg.shards.encode_sharded``
+Data: random unit vectors (d=384) written as float32 corpus shards by ``hardneg.scale.shards.encode_sharded``
 (an encoder that makes row i's vector from the seed); every query is a planted positive's vector
 plus noise (cosine ~0.78 to its positive; random passages score ~N(0, 1/d)), so the positive is its
 true top-1. Each backend runs in its own subprocess (wall time = the search call: index build +
 search + exact rescoring of the candidates; peak RSS = VmHWM of that process, which counts the
 memory-mapped shard pages it touched, plus its RSS after imports and loading queries as a baseline):
 
-* ``exact``     ``hardneg.search.search(q, ShardSet, k)``: shards streamed, running top-k per query
-* ``ivf-flat``, ``hnsw``, ``ivf-pq``: ``hardneg.ann`` with its size-scaled defaults, one index per
+* ``exact``     ``hardneg.search.dispatch.search(q, ShardSet, k)``: shards streamed, running top-k per query
+* ``ivf-flat``, ``hnsw``, ``ivf-pq``: ``hardneg.search.ann`` with its size-scaled defaults, one index per
   shard, results merged per query; recall@k vs exact over ALL queries, and the share of queries
   whose planted positive is in the top k.
 * ``st-torch``, ``st-faiss`` (``--peer``): sentence-transformers' ``mine_hard_negatives`` fed the

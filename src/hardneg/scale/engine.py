@@ -12,7 +12,7 @@ last bit. Two corpus paths exist:
 
 * in-memory (local engine, no ``max_memory``): ``encode_cached`` holds the (N, d) matrix, search
   runs ``search.topk`` over it. Fastest for corpora that fit in RAM.
-* sharded (``max_memory`` set, or the Ray engine): vectors go to ``hardneg.shards`` folders under
+* sharded (``max_memory`` set, or the Ray engine): vectors go to ``hardneg.scale.shards`` folders under
   ``<cache>/shards/<key>`` (one shard in RAM at a time, each written atomically, a killed run
   resumes at the first missing shard); exact search streams the shards. Shard rows are whole
   multiples of the cache's 2,048-text chunk, so every encoder call sees the same texts on

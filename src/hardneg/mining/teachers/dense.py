@@ -63,7 +63,7 @@ class DenseTeacher(CachedTeacher):
 
     def _embeddings(self, data, qids: list[str]):
         """(queries (Q, d), corpus): the corpus an (N, d) array, or a ``ShardSet`` when the engine
-        is sharded (``max_memory`` / Ray; see ``hardneg.engine``)."""
+        is sharded (``max_memory`` / Ray; see ``hardneg.scale.engine``)."""
         from hardneg.encode.cache import encode_cached
 
         if self.engine.sharded:
