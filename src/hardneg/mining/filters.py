@@ -68,6 +68,17 @@ def margin_pos(s: np.ndarray, p: np.ndarray, margin: float) -> Mask:
     return s < (np.asarray(p, dtype=np.float64) - margin)[:, None]
 
 
+def perc_threshold(p: np.ndarray, perc: float) -> np.ndarray:
+    """The sign-safe PercPos threshold ``p - |p| * (1 - perc)`` (float64), shared by ``perc_pos`` and the
+    agreement judge.
+
+    >>> perc_threshold(np.array([2.0, -2.0]), 0.95).tolist()
+    [1.9, -2.1]
+    """
+    p = np.asarray(p, dtype=np.float64)
+    return p - np.abs(p) * (1.0 - perc)
+
+
 def perc_pos(s: np.ndarray, p: np.ndarray, perc: float) -> Mask:
     """TopK-PercPos, sign-safe: keep s < p - |p| * (1 - perc).
 
@@ -77,8 +88,7 @@ def perc_pos(s: np.ndarray, p: np.ndarray, perc: float) -> Mask:
     >>> perc_pos(np.array([[-2.05, -2.2]]), np.array([-2.0]), 0.95).tolist()
     [[False, True]]
     """
-    p = np.asarray(p, dtype=np.float64)
-    return s < (p - np.abs(p) * (1.0 - perc))[:, None]
+    return s < perc_threshold(p, perc)[:, None]
 
 
 def floor(s: np.ndarray, min_score: float) -> Mask:
