@@ -91,8 +91,8 @@ def _delta(d: Delta | None) -> str:
 
 def method_table(rows: Sequence[Row]) -> str:
     """Markdown table shaped like the paper's Table 3 (one row per method and teacher)."""
-    lines = [f"| method | teacher | seeds | NDCG@10 | Recall@100 | Δ NDCG@10 vs base [95% CI] "
-             f"| Δ NDCG@10 vs naive [95% CI] |", "|---|---|---|---|---|---|---|"]
+    lines = ["| method | teacher | seeds | NDCG@10 | Recall@100 | Δ NDCG@10 vs base [95% CI] "
+             "| Δ NDCG@10 vs naive [95% CI] |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r.name} | {r.teacher or '–'} | {len(r.seeds)} | {_pm(r.primary)} | {_pm(r.secondary)} "
                      f"| {_delta(r.vs_base)} | {_delta(r.vs_naive)} |")

@@ -27,7 +27,7 @@ def load_teacher(spec: str, *, backend: str = "torch", batch_size: int = 32, max
 
     Dense models load lazily (only when a pool is not cached); a spec that is not a loadable model
     fails with a HardnegError naming it. ``rescore_with`` wraps the teacher in ``RescoredTeacher``.
-    ``search_backend`` / ``recall_check`` / ``engine`` (``hardneg.engine.EngineConfig``) apply to dense
+    ``search_backend`` / ``recall_check`` / ``engine`` (``hardneg.scale.engine.EngineConfig``) apply to dense
     teachers (see ``DenseTeacher``).
     """
     if spec == "bm25":
