@@ -227,3 +227,17 @@ def test_scifact_train_bm25_real_data(tmp_path):
     write_negatives(a, res, cfg)
     write_negatives(b, mine(data, [t], cfg), cfg)
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_simans_selection_mines_end_to_end(tiny_beir):
+    from hardneg.data.load import load_data
+    from hardneg.mining.config import MineConfig
+    from hardneg.mining.mine import mine
+    from hardneg.mining.teachers.bm25 import BM25Teacher
+
+    data = load_data(tiny_beir, "train")
+    cfg = MineConfig(method="naive", select="simans", num_negatives=2, seed=3)
+    a, b = (mine(data, [BM25Teacher(cache=False)], cfg) for _ in range(2))
+    assert [r.neg_ids for r in a.rows] == [r.neg_ids for r in b.rows]  # seeded
+    known = {q: set(data.relevant(q)) for q in data.query_ids()}
+    assert all(not set(r.neg_ids) & known[r.qid] for r in a.rows)

@@ -63,3 +63,23 @@ def test_selection_errors():
         selection_order("sampled", np.array([1.0]))
     with pytest.raises(ValueError):
         selection_order("best", np.array([1.0]), row_rng(0))
+
+
+def test_simans_prefers_candidates_near_the_positive():
+    from hardneg.mining.select import simans_order
+
+    scores = np.array([0.99, 0.80, 0.78, 0.20])
+    firsts = [int(simans_order(scores, 0.8, np.random.default_rng(s), a=100.0)[0]) for s in range(300)]
+    assert firsts.count(1) + firsts.count(2) > 250 and firsts.count(3) == 0
+    order = simans_order(scores, 0.8, np.random.default_rng(1))
+    assert sorted(order.tolist()) == [0, 1, 2, 3]  # a permutation: every survivor, no repeats
+    assert simans_order(scores, float("nan"), np.random.default_rng(1)).tolist() == [0, 1, 2, 3]
+    shifted = [int(simans_order(scores, 0.8, np.random.default_rng(s), a=100.0, b=0.19)[0]) for s in range(300)]
+    assert shifted.count(0) > 250  # b shifts the peak above the positive
+
+
+def test_simans_needs_the_positive():
+    from hardneg.mining.select import selection_order
+
+    with pytest.raises(ValueError, match="positive"):
+        selection_order("simans", np.array([0.5]), np.random.default_rng(0))

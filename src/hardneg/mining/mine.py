@@ -110,13 +110,17 @@ def _filter(cand: Candidates, data, known: dict[str, list[str]], config: MineCon
     return alive, removed, pos
 
 
-def _queues(survivors, config: MineConfig, qid: str, pos_id: str) -> list[Queue]:
-    """Each teacher's survivors in its selection order (sampled ones seeded per row and teacher)."""
+def _queues(survivors, config: MineConfig, qid: str, pos_id: str, tpos=None) -> list[Queue]:
+    """Each teacher's survivors in its selection order (sampled ones seeded per row and teacher;
+    ``tpos[t]`` is the row's positive score under teacher t, which ``simans`` centres on)."""
     queues = []
     for t, (docs, sc) in enumerate(survivors):
         rng = None if config.select == "top" else row_rng(config.seed, qid, pos_id, "select", t)
+        p = None if tpos is None else (float("nan") if tpos[t] is None else tpos[t])
         order = selection_order(config.select, sc, rng, sample_from=config.sample_from,
-                                temperature=config.sample_temperature)
+                                temperature=config.sample_temperature, positive=p,
+                                **({"simans_a": config.simans_a, "simans_b": config.simans_b}
+                                   if hasattr(config, "simans_a") else {}))
         queues.append(Queue(docs[order], sc[order]))
     return queues
 
@@ -138,10 +142,10 @@ def _mine_queries(cands: list[Candidates], data, qids: list[str], known: dict[st
         survivors = [(c.doc_idx[r][al[r]], c.scores[r][al[r]]) for c, (al, _, _) in zip(cands, filtered)]
         shared = _queues(survivors, config, qid, "") if config.select == "top" else None
         for pos_id in known[qid]:
-            queues = shared if shared is not None else _queues(survivors, config, qid, pos_id)
+            tpos = [f[2][r].get(pos_id) for f in filtered]
+            queues = shared if shared is not None else _queues(survivors, config, qid, pos_id, tpos)
             rng = row_rng(config.seed, qid, pos_id, "ensemble") if cross else None
             picks = combine(queues, config.num_negatives, config.ensemble, rng)
-            tpos = [f[2][r].get(pos_id) for f in filtered]
             lead = picks[0].teacher if picks and cross else 0
             qo.rows.append(NegRow(qid, pos_id, tpos[lead], [ids[k.doc] for k in picks],
                                   [k.score for k in picks], [names[k.teacher] for k in picks]))

@@ -21,7 +21,7 @@ import hashlib
 
 import numpy as np
 
-SELECTIONS = ("top", "sampled", "top1-sampled")
+SELECTIONS = ("top", "sampled", "top1-sampled", "simans")
 
 
 def row_rng(seed: int, *parts: str) -> np.random.Generator:
@@ -65,9 +65,33 @@ def top1_sampled_order(scores: np.ndarray, rng: np.random.Generator, sample_from
     return np.concatenate([top[:1], rest[np.argsort(-keys, kind="stable")]])
 
 
+def simans_order(scores: np.ndarray, positive: float, rng: np.random.Generator, a: float = 20.0,
+                 b: float = 0.0) -> np.ndarray:
+    """SimANS (Zhou et al., EMNLP 2022): an order drawn without replacement with probability
+    proportional to ``exp(-a * (s - p - b)**2)``, i.e. negatives scored near the positive ``p`` (shifted
+    by ``b``) are likeliest, the very top (likely false negatives) and the easy tail less so.
+
+    ``a`` is on the teacher's score scale: 20 suits cosines (a negative 0.1 below the positive is
+    e^-0.2 as likely as one level with it, 0.3 below e^-1.8); use ~0.05-0.5 for BM25 or dot products.
+    Gumbel-top-k over the logits, as ``sampled_order``; a NaN positive falls back to ``top_order``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> first = [int(simans_order(np.array([0.95, 0.80, 0.30]), 0.8, rng, a=200.0)[0]) for _ in range(200)]
+    >>> first.count(1) > 150   # the candidate level with the positive is drawn first most often
+    True
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if len(s) == 0 or not np.isfinite(positive):
+        return top_order(s)
+    keys = -a * (s - positive - b) ** 2 + rng.gumbel(size=len(s))
+    return np.argsort(-keys, kind="stable")
+
+
 def selection_order(select: str, scores: np.ndarray, rng: np.random.Generator | None = None, *,
-                    sample_from: int = 10, temperature: float = 0.1) -> np.ndarray:
-    """Dispatch to one of ``SELECTIONS``; ``rng`` is required for the sampled ones.
+                    sample_from: int = 10, temperature: float = 0.1, positive: float | None = None,
+                    simans_a: float = 20.0, simans_b: float = 0.0) -> np.ndarray:
+    """Dispatch to one of ``SELECTIONS``; ``rng`` is required for the sampled ones, ``positive`` (the
+    row's positive score under the same teacher) for ``simans``.
 
     >>> selection_order("top", np.array([-3.0, -1.0, -2.0])).tolist()
     [1, 2, 0]
@@ -80,4 +104,8 @@ def selection_order(select: str, scores: np.ndarray, rng: np.random.Generator | 
         return sampled_order(scores, rng, sample_from, temperature)
     if select == "top1-sampled":
         return top1_sampled_order(scores, rng, sample_from, temperature)
+    if select == "simans":
+        if positive is None:
+            raise ValueError("selection 'simans' needs the row's positive score")
+        return simans_order(scores, positive, rng, simans_a, simans_b)
     raise ValueError(f"unknown selection {select!r}; choose one of {SELECTIONS}")
