@@ -47,9 +47,22 @@ def row_json(row) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False)
 
 
-def write_negatives(path: str | Path, result, config, **extra) -> Path:
-    """Write ``result.rows`` to ``path`` and ``path.meta.json``; returns ``path``."""
+def audit_path(path: str | Path) -> Path:
+    """Where the judge's audit of a negatives file goes: ``neg.jsonl`` -> ``neg.audit.jsonl``."""
     path = Path(path)
+    return path.with_name(path.name.removesuffix(".jsonl") + ".audit.jsonl")
+
+
+def write_negatives(path: str | Path, result, config, **extra) -> Path:
+    """Write ``result.rows`` to ``path`` and ``path.meta.json`` (and the judge's flagged candidates to
+    ``audit_path(path)`` when a judge ran); returns ``path``."""
+    path = Path(path)
+    audit = getattr(result, "audit", None)
+    if audit is not None:
+        with atomic_open(audit_path(path)) as f:
+            for entry in audit:
+                f.write(json.dumps(entry, ensure_ascii=False, allow_nan=False) + "\n")
+        extra = {"audit": {"path": audit_path(path).name, "entries": len(audit)}, **extra}
     with atomic_open(path) as f:
         for row in result.rows:
             f.write(row_json(row) + "\n")
@@ -77,6 +90,12 @@ def _check_row(path: Path, lineno: int, obj: dict) -> None:
         raise DataError(path, lineno, "pos_score must be a number or null")
     if obj["pos_id"] in obj["neg_ids"]:
         raise DataError(path, lineno, f"positive {obj['pos_id']!r} is also listed as a negative")
+
+
+def read_audit(path: str | Path) -> list[dict]:
+    """The audit entries written beside the negatives file ``path`` (``[]`` when there is none)."""
+    p = audit_path(path)
+    return [obj for _, obj in iter_jsonl(p)] if p.is_file() else []
 
 
 def read_negatives(path: str | Path) -> list:

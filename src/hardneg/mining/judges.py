@@ -33,7 +33,7 @@ import numpy as np
 from hardneg.core.errors import HardnegError
 from hardneg.mining.filters import perc_threshold
 
-JUDGES = ("none", "agreement", "cross-encoder")
+JUDGES = ("none", "agreement")  # model-based judges (cross-encoder, LLM) are passed to mine() as objects
 FN_ACTIONS = ("remove", "keep", "drop-query")
 
 Pool = tuple[np.ndarray, np.ndarray]  # (doc_idx (Q, D) int64, -1 = padding; scores (Q, D) float)

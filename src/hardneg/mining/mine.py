@@ -19,6 +19,8 @@ from hardneg.data.negatives import NegRow
 from hardneg.mining.candidates import Candidates, Teacher
 from hardneg.mining.config import MineConfig
 from hardneg.mining.ensemble import Queue, combine
+from hardneg.mining.judges import AgreementJudge, Judge
+from hardneg.mining.judging import apply_judge
 from hardneg.mining.filters import aggregate_positive, mining_chain
 from hardneg.mining.select import row_rng, selection_order
 from hardneg.mining.stats import build_stats
@@ -38,6 +40,7 @@ class MineResult:
     data_fingerprint: str
     timings: dict[str, float] = field(default_factory=dict)
     search: list[dict] = field(default_factory=list)  # per teacher: how its pool was searched (Candidates.search)
+    audit: list[dict] | None = None  # the judge's flagged candidates (None: no judge ran)
 
 
 @dataclass
@@ -46,6 +49,8 @@ class _QueryOut:
     diffs: list[list[float]]        # per row: each negative minus its own teacher's positive score
     removed: Counter                # filter name -> count, summed over teachers
     seen: int
+    audit: list[dict] = field(default_factory=list)  # the judge's flagged candidates of this query
+    dropped: bool = False                            # left out by the drop-query action
 
 
 def _known_positives(data, anchor_only: bool) -> tuple[list[str], dict[str, list[str]]]:
@@ -107,7 +112,7 @@ def _filter(cand: Candidates, data, known: dict[str, list[str]], config: MineCon
                            f"{config.method} needs it (use a teacher that fills pos_scores)")
     alive, removed = mining_chain(cand.doc_idx, cand.scores, p, pos_rows, config.method,
                                   min_score=config.min_score, **config.filter_params())
-    return alive, removed, pos
+    return alive, removed, pos, p
 
 
 def _queues(survivors, config: MineConfig, qid: str, pos_id: str, tpos=None) -> list[Queue]:
@@ -119,27 +124,38 @@ def _queues(survivors, config: MineConfig, qid: str, pos_id: str, tpos=None) -> 
         p = None if tpos is None else (float("nan") if tpos[t] is None else tpos[t])
         order = selection_order(config.select, sc, rng, sample_from=config.sample_from,
                                 temperature=config.sample_temperature, positive=p,
-                                **({"simans_a": config.simans_a, "simans_b": config.simans_b}
-                                   if hasattr(config, "simans_a") else {}))
+                                simans_a=config.simans_a, simans_b=config.simans_b)
         queues.append(Queue(docs[order], sc[order]))
     return queues
 
 
 def _mine_queries(cands: list[Candidates], data, qids: list[str], known: dict[str, list[str]],
-                  config: MineConfig) -> dict[str, _QueryOut]:
-    """Filter every teacher's pool, then select and combine negatives row by row."""
+                  config: MineConfig, judge: Judge | None = None) -> tuple[dict[str, _QueryOut], dict | None]:
+    """Filter every teacher's pool (and judge it), then select and combine negatives row by row.
+    Returns the per-query results and the judge's held-out precision / recall (or None)."""
     from tqdm.auto import tqdm
 
     filtered = [_filter(c, data, known, config) for c in cands]
+    step = None
+    if judge is not None:
+        step = apply_judge(judge, cands, [f[0] for f in filtered], [f[3] for f in filtered], data, known,
+                           config.false_negatives, config.drop_query_over, config.anchor_only)
+        filtered = [(a, {**rem, "judge": jr}, pos, p) for (_, rem, pos, p), a, jr
+                    in zip(filtered, step.alive, step.removed)]
     ids, names = data.corpus.ids, [c.teacher for c in cands]
     cross = len(cands) > 1 and config.ensemble == "cross-sample"
     out: dict[str, _QueryOut] = {}
     for r, qid in enumerate(tqdm(qids, desc="mine", unit="q", disable=len(qids) < 5000, leave=False)):
         removed: Counter = Counter()
-        for _, rem, _ in filtered:
+        for _, rem, _, _ in filtered:
             removed.update({k: int(v[r]) for k, v in rem.items()})
         qo = _QueryOut([], [], removed, sum(int((c.doc_idx[r] >= 0).sum()) for c in cands))
-        survivors = [(c.doc_idx[r][al[r]], c.scores[r][al[r]]) for c, (al, _, _) in zip(cands, filtered)]
+        if step is not None:
+            qo.audit, qo.dropped = step.audit.get(qid, []), qid in step.dropped
+        out[qid] = qo
+        if qo.dropped:
+            continue
+        survivors = [(c.doc_idx[r][al[r]], c.scores[r][al[r]]) for c, (al, *_) in zip(cands, filtered)]
         shared = _queues(survivors, config, qid, "") if config.select == "top" else None
         for pos_id in known[qid]:
             tpos = [f[2][r].get(pos_id) for f in filtered]
@@ -150,15 +166,15 @@ def _mine_queries(cands: list[Candidates], data, qids: list[str], known: dict[st
             qo.rows.append(NegRow(qid, pos_id, tpos[lead], [ids[k.doc] for k in picks],
                                   [k.score for k in picks], [names[k.teacher] for k in picks]))
             qo.diffs.append([k.score - tpos[k.teacher] for k in picks if tpos[k.teacher] is not None])
-        out[qid] = qo
-    return out
+    return out, (step.quality if step is not None else None)
 
 
 def _is_short(qo: _QueryOut, n: int) -> bool:
     return any(len(row.neg_ids) < n for row in qo.rows)
 
 
-def _deepen(sources, data, results: dict[str, _QueryOut], known, config: MineConfig, shortfall: dict) -> None:
+def _deepen(sources, data, results: dict[str, _QueryOut], known, config: MineConfig, shortfall: dict,
+            judge: Judge | None = None) -> None:
     """Re-mine short queries at doubling depth until they are full or the pool is the whole corpus."""
     n_corpus = len(data.corpus)
     short = [q for q, qo in results.items() if _is_short(qo, config.num_negatives)]
@@ -171,19 +187,23 @@ def _deepen(sources, data, results: dict[str, _QueryOut], known, config: MineCon
         depth = min(2 * depth, n_corpus)
         log.info("deepening %d short queries to depth %d", len(short), depth)
         cands = [_fetch(s, data, short, depth) for s in sources]
-        results.update(_mine_queries(cands, data, short, known, config))
+        results.update(_mine_queries(cands, data, short, known, config, judge)[0])
         short = [q for q in short if _is_short(results[q], config.num_negatives)]
     shortfall["max_depth"] = depth
 
 
-def mine(data, teachers: list[Teacher] | list[Candidates], config: MineConfig | None = None) -> MineResult:
+def mine(data, teachers: list[Teacher] | list[Candidates], config: MineConfig | None = None, *,
+         judge: Judge | None = None) -> MineResult:
     """Mine ``config.num_negatives`` negatives per (query, positive) of ``data``'s split.
 
     ``teachers``: Teacher objects (asked for ``config.depth`` candidates) or precomputed Candidates.
     Rows come in qrels order, positives in qrels order; with ``anchor_only`` only each query's
-    first positive is known (others may be mined) and only its row is emitted.
+    first positive is known (others may be mined) and only its row is emitted. ``judge`` (or
+    ``config.judge``) flags probable false negatives among the survivors; ``config.false_negatives``
+    says what happens to them, ``MineResult.audit`` lists them (see ``mining.judging``).
     """
     config = config or MineConfig()
+    judge = judge or make_judge(config, len(teachers))
     if not teachers:
         raise HardnegError("mine() needs at least one teacher")
     if config.num_negatives >= len(data.corpus):
@@ -196,11 +216,11 @@ def mine(data, teachers: list[Teacher] | list[Candidates], config: MineConfig | 
     depth = min(config.depth, len(data.corpus))
     cands = [_fetch(s, data, qids, depth) for s in teachers]
     t1 = time.perf_counter()
-    results = _mine_queries(cands, data, qids, known, config)
+    results, quality = _mine_queries(cands, data, qids, known, config, judge)
     short0 = sum(len(r.neg_ids) < config.num_negatives for qo in results.values() for r in qo.rows)
     shortfall = {"handling": config.on_shortfall, "rows_short_initially": short0}
     if config.on_shortfall == "deepen":
-        _deepen(teachers, data, results, known, config, shortfall)
+        _deepen(teachers, data, results, known, config, shortfall, judge)
     t2 = time.perf_counter()
     rows, diffs, dropped = [], [], 0
     for q in qids:
@@ -215,4 +235,24 @@ def mine(data, teachers: list[Teacher] | list[Candidates], config: MineConfig | 
     teacher_info = [{"name": c.teacher, "fingerprint": c.fingerprint} for c in cands]
     timings = {"candidates_s": round(t1 - t0, 3), "mining_s": round(t2 - t1, 3)}
     search = [c.search or {"backend": "n/a"} for c in cands]
-    return MineResult(rows, stats, values, teacher_info, data.fingerprint(), timings, search)
+    audit = None
+    if judge is not None:
+        audit = [e for q in qids for e in results[q].audit]
+        stats["judge"] = {"judge": judge.name, "action": config.false_negatives, "flagged": len(audit),
+                          "removed": stats["removed"].get("judge", 0),
+                          "queries_dropped": sum(results[q].dropped for q in qids), "held_out": quality}
+    return MineResult(rows, stats, values, teacher_info, data.fingerprint(), timings, search, audit)
+
+
+def make_judge(config: MineConfig, n_teachers: int) -> Judge | None:
+    """The judge ``config.judge`` names, when it needs no model (``agreement``); None for ``none``.
+    Model-based judges (``cross-encoder``) are built by ``mining.teachers`` and passed to ``mine``."""
+    if config.judge == "none":
+        return None
+    if config.judge == "agreement":
+        if config.judge_min_votes > n_teachers:
+            raise HardnegError(f"the agreement judge needs at least --judge-min-votes ({config.judge_min_votes}) "
+                               f"teachers, got {n_teachers}: add --teacher or lower --judge-min-votes")
+        return AgreementJudge(config.judge_min_votes, config.judge_frac)
+    raise HardnegError(f"judge {config.judge!r} needs a model: load it with hardneg.mining.teachers.load_judge "
+                       "and pass it to mine(..., judge=...), or use 'hardneg mine --judge ...'")

@@ -1,0 +1,76 @@
+"""The judge step inside mine(): flags applied as remove / keep / drop-query, audit, held-out quality."""
+
+import numpy as np
+import pytest
+
+from hardneg.core.errors import HardnegError
+from hardneg.data.negatives import audit_path, read_audit, read_negatives, write_negatives
+from hardneg.data.types import Corpus, RetrievalData
+from hardneg.mining.candidates import Candidates
+from hardneg.mining.config import MineConfig
+from hardneg.mining.mine import mine
+
+
+def data():
+    ids = [f"d{i}" for i in range(8)]
+    corpus = Corpus(ids, [""] * 8, [f"text {i}" for i in range(8)])
+    # q1: d0 known, d3 relevant but hidden from an anchor-only miner
+    return RetrievalData(corpus, {"q1": "one", "q2": "two"}, {"q1": {"d0": 1, "d3": 1}, "q2": {"d4": 1}}, "train")
+
+
+def pools():
+    # teacher a (cosine-like), teacher b (BM25-like); rows: q1, q2; columns ranked by score
+    a = Candidates("a", "fa", ["q1", "q2"], np.array([[3, 1, 2, 5], [1, 2, 5, 6]]),
+                   np.array([[0.85, 0.6, 0.5, 0.4], [0.7, 0.65, 0.3, 0.2]], np.float32),
+                   {"q1": {"d0": 0.9, "d3": 0.85}, "q2": {"d4": 0.8}})
+    b = Candidates("b", "fb", ["q1", "q2"], np.array([[3, 5, 2, 1], [2, 6, 1, 5]]),
+                   np.array([[9.5, 4.0, 3.0, 1.0], [9.0, 2.0, 1.5, 1.0]], np.float32),
+                   {"q1": {"d0": 10.0, "d3": 9.5}, "q2": {"d4": 8.0}})
+    return [a, b]
+
+
+def cfg(**kw):
+    return MineConfig(**{"method": "naive", "num_negatives": 2, "judge": "agreement", "judge_min_votes": 2,
+                         "judge_frac": 0.9, "anchor_only": True, **kw})
+
+
+def test_remove_keeps_flagged_passages_out_of_the_negatives():
+    # thresholds at 0.9: a: q1 0.81 (only d3 reaches), q2 0.72 (none); b: q1 9.0 (d3), q2 7.2 (d2)
+    res = mine(data(), pools(), cfg())
+    rows = {r.qid: r for r in res.rows}
+    assert "d3" not in rows["q1"].neg_ids and rows["q1"].neg_ids == ["d1", "d5"]  # d3: both teachers agree
+    assert rows["q2"].neg_ids[:1] == ["d1"]  # d2 has only teacher b's vote: not flagged
+    assert res.stats["judge"]["flagged"] == 2 and res.stats["removed"]["judge"] == 2  # d3 in each pool
+    assert [(e["qid"], e["doc_id"], e["teacher"], e["decision"]) for e in res.audit] == [
+        ("q1", "d3", "a", "removed"), ("q1", "d3", "b", "removed")]
+    q = res.stats["judge"]["held_out"]
+    assert q["precision"] == 1.0 and q["recall"] == 1.0 and q["flagged_held_out"] == 1
+
+
+def test_keep_flags_only_and_drop_query_leaves_the_query_out():
+    kept = mine(data(), pools(), cfg(false_negatives="keep"))
+    assert "d3" in {r.qid: r for r in kept.rows}["q1"].neg_ids
+    assert {e["decision"] for e in kept.audit} == {"kept"}
+    dropped = mine(data(), pools(), cfg(false_negatives="drop-query", drop_query_over=0))
+    assert [r.qid for r in dropped.rows] == ["q2"] and dropped.stats["judge"]["queries_dropped"] == 1
+    assert {e["decision"] for e in dropped.audit} == {"query-dropped"}
+
+
+def test_without_a_judge_nothing_changes():
+    plain = mine(data(), pools(), cfg(judge="none"))
+    assert plain.audit is None and "judge" not in plain.stats and "judge" not in plain.stats["removed"]
+
+
+def test_audit_file_round_trips(tmp_path):
+    config = cfg()
+    res = mine(data(), pools(), config)
+    out = write_negatives(tmp_path / "neg.jsonl", res, config)
+    assert audit_path(out).name == "neg.audit.jsonl" and read_audit(out) == res.audit
+    assert len(read_negatives(out)) == 2
+
+
+def test_agreement_needs_enough_teachers():
+    with pytest.raises(HardnegError, match="at least --judge-min-votes"):
+        mine(data(), pools()[:1], cfg(judge_min_votes=2))
+    with pytest.raises(HardnegError, match="choose one of"):
+        MineConfig(judge="oracle")
