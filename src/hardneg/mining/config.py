@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hardneg.core.errors import HardnegError
+from hardneg.core.options import opt
 from hardneg.mining.ensemble import ENSEMBLES
 from hardneg.mining.filters import METHODS, POSITIVE_SCORE
+from hardneg.mining.judges import FN_ACTIONS, JUDGES
 from hardneg.mining.select import SELECTIONS
 
 SHORTFALL = ("keep", "drop", "deepen")
+METHOD, SELECTION, JUDGE = "method", "selection", "false negatives"  # --help groups
 
 
 @dataclass(frozen=True)
@@ -27,22 +30,40 @@ class MineConfig:
     * ``ensemble`` applies only with several teachers; default ``intra-nodedup`` (paper's best).
     """
 
-    method: str = "percpos"
-    shift: int = 10
-    max_score: float = 0.7
-    margin: float = 0.05
-    perc: float = 0.95
-    min_score: float | None = None
-    positive_score: str = "min"
-    num_negatives: int = 4
-    select: str = "top"
-    sample_from: int = 10
-    sample_temperature: float = 0.1
-    depth: int = 100
-    on_shortfall: str = "keep"
-    ensemble: str = "intra-nodedup"
-    seed: int = 42
-    anchor_only: bool = False
+    method: str = opt("percpos", "filter applied to the candidates (percpos is the paper's best)",
+                      choices=METHODS, group=METHOD)
+    shift: int = opt(10, "shifted: skip this many top non-positives", group=METHOD)
+    max_score: float = opt(0.7, "abs: keep scores below this", group=METHOD)
+    margin: float = opt(0.05, "marginpos: keep s < p - margin", group=METHOD)
+    perc: float = opt(0.95, "percpos: keep s < p - |p|(1-perc)", group=METHOD)
+    min_score: float | None = opt(None, "optional floor: also require s >= this", default_help="off", group=METHOD)
+    positive_score: str = opt("min", "p from several positives (min, as NVIDIA's code)",
+                              choices=POSITIVE_SCORE, group=METHOD)
+    num_negatives: int = opt(4, "negatives per row", group=SELECTION)
+    select: str = opt("top", "how negatives are picked from the survivors", choices=SELECTIONS, group=SELECTION)
+    sample_from: int = opt(10, "sampled: from the top K survivors", group=SELECTION)
+    sample_temperature: float = opt(0.1, "sampled: softmax temperature on the teacher's score scale (~1-2 for BM25)",
+                                    group=SELECTION)
+    depth: int = opt(100, "candidates retrieved per query before filtering", group=SELECTION)
+    on_shortfall: str = opt("keep", "rows with fewer than n survivors: keep them short, drop them, or re-search "
+                            "deeper (all counted)", choices=SHORTFALL, group=SELECTION)
+    ensemble: str = opt("intra-nodedup", "how several teachers combine (intra-nodedup is the paper's best)",
+                        choices=ENSEMBLES, group=SELECTION)
+    seed: int = opt(42, "random seed; same seed -> identical output", group=SELECTION)
+    anchor_only: bool = opt(False, "only each query's first positive is known (for the false-negative "
+                            "analysis of 'inspect')", group=SELECTION)
+    simans_a: float = opt(20.0, "simans: sharpness a of exp(-a (s - p - b)^2) on the teacher's score scale "
+                          "(~0.05-0.5 for BM25)", group=SELECTION)
+    simans_b: float = opt(0.0, "simans: shift b of the peak from the positive's score", group=SELECTION)
+    judge: str = opt("none", "false-negative judge run on the survivors: agreement = flagged when at least "
+                     "--judge-min-votes teachers score it at or above their own positive's PercPos threshold",
+                     choices=JUDGES, group=JUDGE)
+    judge_min_votes: int = opt(1, "agreement: teachers that must agree", group=JUDGE)
+    judge_frac: float = opt(0.95, "agreement: a teacher votes when s >= p - |p|(1-frac)", group=JUDGE)
+    false_negatives: str = opt("remove", "what happens to a flagged candidate: remove it, keep it (flag only), "
+                               "or drop-query (leave out queries with more than --drop-query-over flags)",
+                               choices=FN_ACTIONS, group=JUDGE)
+    drop_query_over: int = opt(5, "drop-query: the most flagged passages a query may have", group=JUDGE)
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -60,12 +81,21 @@ class MineConfig:
             raise HardnegError(f"num_negatives must be >= 1, got {self.num_negatives}")
         if self.depth < 1:
             raise HardnegError(f"depth must be >= 1, got {self.depth}")
+        _choice("judge", self.judge, JUDGES)
+        _choice("false_negatives", self.false_negatives, FN_ACTIONS)
+        if self.judge_min_votes < 1 or self.drop_query_over < 0:
+            raise HardnegError(f"judge_min_votes must be >= 1 and drop_query_over >= 0, got {self.judge_min_votes}, "
+                               f"{self.drop_query_over}")
+        if not 0.0 < self.judge_frac <= 1.5:
+            raise HardnegError(f"judge_frac must be in (0, 1.5], got {self.judge_frac}")
+        if self.simans_a <= 0:
+            raise HardnegError(f"simans_a must be > 0, got {self.simans_a}")
         if self.sample_temperature <= 0:
             raise HardnegError(f"sample_temperature must be > 0, got {self.sample_temperature}")
         if self.select != "top" and self.sample_from < self.num_negatives:
             raise HardnegError(f"sample_from ({self.sample_from}) must be >= num_negatives "
                                f"({self.num_negatives}) to sample {self.num_negatives} of the top {self.sample_from}")
-        for name in ("max_score", "margin", "perc", "sample_temperature") + (("min_score",) if self.min_score is not None else ()):
+        for name in ("max_score", "margin", "perc", "sample_temperature", "simans_a", "simans_b") + (("min_score",) if self.min_score is not None else ()):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or v != v:
                 raise HardnegError(f"{name} must be a number, got {v!r}")

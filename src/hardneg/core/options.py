@@ -1,0 +1,212 @@
+"""Every option written once: a config dataclass field carries its default, help text and choices,
+and the command line is built from the fields (as Tevatron's ``arguments.py`` feeds ``HfArgumentParser``).
+
+    @dataclass(frozen=True)
+    class Toy:
+        method: str = opt("top", "how to pick", choices=SELECTIONS)   # --method {top,...}
+        depth: int = opt(100, "candidates per query")                 # --depth DEPTH
+        floor: float | None = opt(None, "keep s >= this", default_help="off")
+        dedup: bool = opt(True, "drop duplicates", flag="--keep-duplicates")  # store_false
+        names: tuple[str, ...] = opt(("a", "b"), "modules")           # --names a,b
+
+    add_config_args(parser, Toy)                 # help ends in "(default: 100)" etc.
+    config = config_from_args(Toy, parser.parse_args(argv))
+
+Flag types follow the annotation: ``int``/``float``/``str`` (optionally ``| None``), ``bool``
+(``False`` -> a ``--name`` switch, ``True`` -> ``--no-name``, ``None`` -> both, tri-state) and
+``tuple[T, ...]`` (one comma-separated argument). ``convert`` turns the given string into the
+field's value when the config is built (so its errors are the library's, e.g. ``parse_bytes``;
+an empty string means unset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import MISSING, dataclass
+from typing import Any, Callable, Iterable
+
+KEY = "hardneg.option"
+
+
+@dataclass(frozen=True)
+class Option:
+    """What a field's metadata says about its command-line flag."""
+
+    help: str
+    choices: tuple | None = None
+    flag: str | None = None            # default: --field-name (--no-field-name for a True bool)
+    aliases: tuple[str, ...] = ()
+    metavar: str | None = None
+    default_help: str | None = None    # how the default reads in --help; default: the value itself
+    group: str | None = None           # argument group title
+    negate_flag: str | None = None     # tri-state bools: the off switch (default --no-field-name)
+    negate_help: str | None = None
+    convert: Callable[[str], Any] | None = None
+
+
+def opt(default: Any = MISSING, help: str = "", *, default_factory: Any = MISSING, choices: Iterable | None = None,
+        flag: str | None = None, aliases: Iterable[str] = (), metavar: str | None = None,
+        default_help: str | None = None, group: str | None = None, negate_flag: str | None = None,
+        negate_help: str | None = None, convert: Callable[[str], Any] | None = None) -> Any:
+    """A ``dataclasses.field`` whose metadata describes its command-line flag (see the module doc)."""
+    meta = {KEY: Option(help, tuple(choices) if choices is not None else None, flag, tuple(aliases), metavar,
+                        default_help, group, negate_flag, negate_help, convert)}
+    if default_factory is not MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def option_fields(cls, *, only: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> list:
+    """The fields of ``cls`` that carry an ``opt``, in declaration order, filtered by name."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [n for n in [*(only or ()), *exclude] if n not in names]
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field {', '.join(unknown)}")
+    keep = set(only) if only is not None else None
+    return [f for f in dataclasses.fields(cls)
+            if KEY in f.metadata and (keep is None or f.name in keep) and f.name not in set(exclude)]
+
+
+def add_config_args(parser, cls, *, only: Iterable[str] | None = None, exclude: Iterable[str] = (),
+                    prefix: str = "", title: str | None = None, repeat: Iterable[str] = (),
+                    require_missing: bool = True) -> None:
+    """Add one flag per ``opt`` field of ``cls`` to ``parser`` (a parser or an argument group).
+
+    Fields with a ``group`` go into that argument group, the others into ``title``'s group (or
+    ``parser`` itself). ``prefix`` goes before every flag and dest (``--teacher-batch-size``);
+    fields named in ``repeat`` may be given several times (a list); fields without a default are
+    required unless ``require_missing=False``.
+    """
+    hints = typing.get_type_hints(cls)
+    groups: dict[str | None, Any] = {}
+
+    def group(name: str | None):
+        if name not in groups:
+            groups[name] = parser.add_argument_group(name) if name else parser
+        return groups[name]
+
+    repeat = set(repeat)
+    for f in option_fields(cls, only=only, exclude=exclude):
+        o: Option = f.metadata[KEY]
+        target = group(o.group or title)
+        for flags, kwargs in _arguments(f, o, hints[f.name], prefix, f.name in repeat, require_missing):
+            target.add_argument(*flags, **kwargs)
+
+
+def config_from_args(cls, args: argparse.Namespace, *, prefix: str = "", **extra: Any):
+    """``cls(**values)``: each ``opt`` field present in ``args`` (after its ``convert``), then ``extra``."""
+    values = {}
+    for f in option_fields(cls):
+        dest = _dest(prefix, f.name)
+        if f.name in extra or not hasattr(args, dest):
+            continue
+        value = getattr(args, dest)
+        convert = f.metadata[KEY].convert
+        if convert and isinstance(value, str):
+            value = convert(value) if value else None  # "" = unset
+        values[f.name] = value
+    return cls(**values, **extra)
+
+
+def _dest(prefix: str, name: str) -> str:
+    return f"{prefix}{name}".replace("-", "_")
+
+
+def _flag(prefix: str, name: str) -> str:
+    return "--" + f"{prefix}{name}".replace("_", "-")
+
+
+def _arguments(f, o: Option, hint, prefix: str, repeat: bool, require_missing: bool) -> list[tuple[tuple, dict]]:
+    """(option strings, add_argument keywords) for one field: two pairs for a tri-state bool."""
+    dest = _dest(prefix, f.name)
+    missing = f.default is MISSING and f.default_factory is MISSING
+    default = None if missing else f.default if f.default is not MISSING else f.default_factory()
+    base, optional = _unwrap(hint)
+    if base is bool and not repeat:
+        return _bool_arguments(f.name, o, dest, default, optional, prefix)
+    kw: dict[str, Any] = {"dest": dest, "default": default, "help": _help(o, default, missing)}
+    if o.choices is not None:
+        kw["choices"] = o.choices
+    if o.metavar:
+        kw["metavar"] = o.metavar
+    if o.convert is None:
+        kw["type"] = _parser_for(base, f.name)
+    if repeat:
+        kw["action"] = "append"
+        kw["default"] = None
+    if missing and require_missing:
+        kw["required"] = True
+    return [((o.flag or _flag(prefix, f.name), *o.aliases), kw)]
+
+
+def _bool_arguments(name: str, o: Option, dest: str, default, optional: bool, prefix: str):
+    if optional:  # tri-state: --name / --no-name, default None
+        on = ((o.flag or _flag(prefix, name), *o.aliases),
+              {"dest": dest, "action": "store_true", "default": default, "help": _help(o, default, False)})
+        off_help = o.negate_help or f"the opposite of {on[0][0]}"
+        off = ((o.negate_flag or _flag(prefix, "no_" + name),),
+               {"dest": dest, "action": "store_false", "default": default, "help": _escape(off_help)})
+        return [on, off]
+    flag = o.flag or _flag(prefix, ("no_" if default else "") + name)
+    action = "store_false" if default else "store_true"
+    return [((flag, *o.aliases), {"dest": dest, "action": action, "default": bool(default),
+                                  "help": _help(o, "off", False)})]
+
+
+def _unwrap(hint) -> tuple[Any, bool]:
+    """``int | None`` -> (int, True); ``tuple[str, ...]`` -> (tuple[str, ...], False)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return hint, False
+
+
+def _parser_for(base, name: str) -> Callable[[str], Any]:
+    if base in (int, float, str):
+        return base
+    if typing.get_origin(base) is tuple:
+        item = typing.get_args(base)[0]
+        return _csv(item)
+    raise TypeError(f"field {name!r}: no command-line type for {base!r}; exclude it or give it a convert")
+
+
+def _csv(item: type) -> Callable[[str], tuple]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``, each item parsed as ``item``."""
+
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(item(t.strip()) for t in text.split(",") if t.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list of {item.__name__}, got {text!r}") from None
+    parse.__name__ = f"comma-separated {item.__name__}"
+    return parse
+
+
+def show_default(value: Any) -> str:
+    """How a default reads in ``--help``.
+
+    >>> [show_default(v) for v in (None, "", 0.05, ("q", "k"), "top")]
+    ['none', 'none', '0.05', 'q,k', 'top']
+    """
+    if value is None or value == "":
+        return "none"
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def _help(o: Option, default: Any, missing: bool) -> str:
+    text = o.help.rstrip()
+    if not missing:
+        shown = o.default_help if o.default_help is not None else show_default(default)
+        text = f"{text} (default: {shown})" if text else f"default: {shown}"
+    return _escape(text)
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%%")  # argparse %-formats help strings
