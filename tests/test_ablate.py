@@ -200,3 +200,33 @@ def test_killed_after_training_does_not_retrain(tiny_beir, tiny_model, tmp_path)
     stamp = weights.stat().st_mtime_ns
     assert st.train(None, 0, "inbatch-x") == model  # finished run found: returned as is
     assert weights.stat().st_mtime_ns == stamp and st.train_info(model)["steps"] == 2
+
+
+def test_sparse_labels_hide_all_but_the_anchor_and_judge_the_negatives(tiny_beir, tiny_model, tmp_path):
+    cfg = _tiny_config(tiny_beir, tiny_model, tmp_path, labels="sparse", references=("base",),
+                       methods=("naive",), fn_probe_data=None, num_negatives=3)
+    st = Stages(cfg, tmp_path / "run", progress=False)
+    assert st.train_data.qrels["q1"] == {"d1": 1} and st.hidden["q1"] == {"d4": 1}
+    res = run_ablation(cfg, tmp_path / "run", progress=False, plots=False)
+    method = next(c for c in res["cells"] if c["kind"] == "method")
+    # q1's naive negatives (3 of the 5 other passages) are judged against the hidden d4
+    assert method["fn"]["queries"] == 3 and method["fn"]["negatives"] == 9
+    rows = [r for r in read_negatives_rows(tmp_path / "run", method["id"])]
+    assert method["fn"]["false_negatives"] == sum("d4" in r.neg_ids for r in rows if r.qid == "q1")
+    assert all(r.pos_id == {"q1": "d1", "q2": "d2", "q3": "d5"}[r.qid] for r in rows)  # anchors only
+    assert "False negatives" in (tmp_path / "run" / "report.md").read_text()
+
+
+def read_negatives_rows(run, cell_id):
+    from hardneg.data.negatives import read_negatives
+
+    return read_negatives(run / "work" / cell_id / "negatives.jsonl")
+
+
+def test_sparse_labels_change_only_trained_cell_ids():
+    full, sparse = plan_cells(load_config("quick")), plan_cells(load_config("quick", labels="sparse"))
+    assert full[0].id == sparse[0].id and not {c.id for c in full[1:]} & {c.id for c in sparse[1:]}
+    cfg = load_config("nfcorpus-sparse")
+    assert cfg.labels == "sparse" and cfg.data == "nfcorpus" and len(cfg.seeds) >= 3 and cfg.eval_backend == "torch"
+    with pytest.raises(HardnegError, match="labels must be one of"):
+        load_config("quick", labels="few")

@@ -31,6 +31,7 @@ from hardneg.core.recipes import load_recipe_toml
 METHOD_PARAM = {"naive": None, "shifted": ("shift", int), "abs": ("max_score", float),
                 "marginpos": ("margin", float), "percpos": ("perc", float)}
 REFERENCES = ("base", "random", "inbatch")
+LABELS = ("full", "sparse")  # sparse: one known positive per training query, the others held out
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
@@ -96,6 +97,7 @@ class AblationConfig:
     eval_max_length: int | None = None  # None: the student's own max length
     fn_probe_data: str | None = None
     fn_probe_split: str = "test"
+    labels: str = "full"  # "sparse": miner and trainer see one positive per query (see stages.sparse_labels)
     probe_only: bool = False  # plan only the fn_probe cells (no training, no evaluation)
     keep_models: bool = False
     cache_dir: str | None = None
@@ -119,6 +121,8 @@ class AblationConfig:
             raise HardnegError("max_train_queries must be >= 1 (or left out for all queries)")
         if self.methods and not self.teachers:
             raise HardnegError("methods need at least one teacher")
+        if self.labels not in LABELS:
+            raise HardnegError(f"labels must be one of {', '.join(LABELS)}, got {self.labels!r}")
         if self.probe_only and not self.fn_probe_data:
             raise HardnegError("probe_only needs fn_probe_data (a dataset with many judged positives)")
 
@@ -144,7 +148,10 @@ class AblationConfig:
                 f"max length query {t.query_max_length} / passage {t.passage_max_length}, "
                 f"in-batch negatives {'on' if t.in_batch_negatives else 'off'}",
                 f"- evaluation backend {self.eval_backend}, max length {self.eval_max_length or 'model default'}",
-                *([probe] if self.fn_probe_data else [])]
+                *([probe] if self.fn_probe_data else []),
+                *(["- sparse labels: miner and trainer see only each training query's best-graded positive; the "
+                   "others are held out and judge the mined negatives (false-negative table)"]
+                  if self.labels == "sparse" else [])]
 
 
 SECTIONS = {"ablation": None, "train": "train", "eval": "eval_", "fn_probe": "fn_probe_"}

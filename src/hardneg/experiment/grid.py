@@ -68,7 +68,8 @@ def plan_cells(cfg: AblationConfig, data_fp: str = "", probe_fp: str = "") -> li
 def _trained_cells(cfg: AblationConfig, data_fp: str, mine: dict) -> list[Cell]:
     common = {"data": cfg.data, "data_fp": data_fp, "train_split": cfg.train_split, "eval_split": cfg.eval_split,
               "student": cfg.student, "eval": {"backend": cfg.eval_backend, "max_length": cfg.eval_max_length}}
-    train = {**common, "train": dataclasses.asdict(cfg.train), "max_train_queries": cfg.max_train_queries}
+    train = {**common, "train": dataclasses.asdict(cfg.train), "max_train_queries": cfg.max_train_queries,
+             **({"labels": cfg.labels} if cfg.labels != "full" else {})}  # full labels: the ids of before
     cells = [Cell("base", "base", None, 0, common)] if "base" in cfg.references else []
     for seed in cfg.seeds:
         if "random" in cfg.references:
@@ -147,6 +148,10 @@ def run_cell(cell: Cell, stages) -> dict[str, Any]:
             method = method_settings(cell.row)
             negatives, rows, stats = timed("mine", lambda: stages.mine(cell.teacher, method, cell.seed, cell.id))
             rec["mining"] = mining_record(rows, stats, stages.cfg.num_negatives)
+            if stages.cfg.labels == "sparse":  # the held-out positives judge the mined negatives
+                from hardneg.analysis.negatives import false_negative_rate
+
+                rec["fn"] = false_negative_rate(rows, stages.hidden)
         model = timed("train", lambda: stages.train(negatives, cell.seed, cell.id))
         rec["train"] = stages.train_info(model)
     ev = timed("evaluate", lambda: stages.evaluate(model))

@@ -34,6 +34,27 @@ def subset_queries(data, n: int | None, seed: int = 0):
     return dataclasses.replace(data, qrels={q: data.qrels[q] for q in chosen})
 
 
+def sparse_labels(data) -> tuple[object, dict[str, dict[str, int]]]:
+    """The sparse-label setting of real training sets: each query keeps only its anchor positive
+    (the best-graded one; ties: qrels order), every other judgement is held out.
+
+    Returns (data with anchor-only qrels, hidden judgements {qid: {doc_id: grade}}). Miner and
+    trainer see only the first; the second measures false negatives among the mined negatives.
+
+    >>> from hardneg.data.types import Corpus, RetrievalData
+    >>> d = RetrievalData(Corpus(["a", "b", "c"], [""] * 3, ["x"] * 3), {"q": "?"}, {"q": {"a": 1, "b": 2, "c": 0}}, "train")
+    >>> s, hidden = sparse_labels(d)
+    >>> s.qrels, hidden
+    ({'q': {'b': 2}}, {'q': {'a': 1, 'c': 0}})
+    """
+    qrels, hidden = {}, {}
+    for q in data.query_ids():
+        anchor, grade = sorted(data.qrels[q].items(), key=lambda kv: -kv[1])[0]
+        qrels[q] = {anchor: grade}
+        hidden[q] = {d: g for d, g in data.qrels[q].items() if d != anchor}
+    return dataclasses.replace(data, qrels=qrels), hidden
+
+
 def row_dict(row) -> dict:
     return row if isinstance(row, dict) else dataclasses.asdict(row)
 
@@ -46,13 +67,17 @@ class Stages:
         self.work = Path(out_dir) / "work"
         self.progress = progress
         self._teachers: dict[str, Any] = {}
+        self.hidden: dict[str, dict[str, int]] = {}  # labels = "sparse": the held-out judgements of train_data
 
     # ------------------------------------------------------------------ data
     @cached_property
     def train_data(self):
         from hardneg.data.load import load_data
 
-        return subset_queries(load_data(self.cfg.data, self.cfg.train_split), self.cfg.max_train_queries)
+        data = subset_queries(load_data(self.cfg.data, self.cfg.train_split), self.cfg.max_train_queries)
+        if self.cfg.labels == "sparse":
+            data, self.hidden = sparse_labels(data)
+        return data
 
     @cached_property
     def eval_data(self):

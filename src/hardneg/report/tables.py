@@ -112,9 +112,10 @@ def teacher_table(rows: Sequence[Row]) -> str:
 
 
 def fn_table(cells: Sequence[Mapping]) -> str:
-    """Markdown table of false-negative rates from ``fn_probe`` cells ('' when there are none):
-    judged grade >= 1, and grade >= 2 (TREC-DL's 'relevant'; grade 1 is 'related')."""
-    probes = [c for c in cells if c["kind"] == "fn_probe"]
+    """Markdown table of false-negative rates from ``fn_probe`` cells and from trained cells mined with
+    sparse labels ('' when there are none): judged grade >= 1, and grade >= 2 (TREC-DL's 'relevant';
+    grade 1 is 'related')."""
+    probes = [c for c in cells if c["kind"] == "fn_probe" or (c["kind"] in ("method", "random") and "fn" in c)]
     if not probes:
         return ""
     lines = ["| method | teacher | data | false negatives / mined | rate (grade ≥ 1) | rate (grade ≥ 2) |",
@@ -123,7 +124,7 @@ def fn_table(cells: Sequence[Mapping]) -> str:
         fn = c["fn"]
         high = sum(k for g, k in fn.get("by_grade", {}).items() if int(g) >= 2)
         rate2 = f"{high / fn['negatives']:.1%}" if fn["negatives"] and "by_grade" in fn else "–"
-        lines.append(f"| {c['row']} | {c.get('teacher') or '–'} | {c.get('data', '')} "
+        lines.append(f"| {c['row']} | {c.get('teacher') or '–'} | {c.get('data') or c.get('spec', {}).get('data', '')} "
                      f"| {fn['false_negatives']} / {fn['negatives']} | {fn['rate']:.1%} | {rate2} |")
     return "\n".join(lines)
 
