@@ -74,3 +74,30 @@ def test_agreement_needs_enough_teachers():
         mine(data(), pools()[:1], cfg(judge_min_votes=2))
     with pytest.raises(HardnegError, match="choose one of"):
         MineConfig(judge="oracle")
+
+
+class FakeCrossEncoder:
+    """Scores a (query, passage) pair by a table keyed on the passage text; counts calls."""
+
+    def __init__(self, table):
+        self.table, self.calls = table, 0
+
+    def predict(self, pairs, batch_size=32, convert_to_numpy=True, show_progress_bar=False):
+        self.calls += 1
+        return np.array([self.table.get(p, -5.0) for _, p in pairs], dtype=np.float32)
+
+
+def test_cross_encoder_judge_flags_what_scores_like_the_positive():
+    from hardneg.mining.teachers.judge import CrossEncoderJudge, load_judge
+
+    ce = FakeCrossEncoder({"text 0": 3.0, "text 3": 2.9, "text 5": 1.0, "text 4": 2.0, "text 6": 2.5})
+    res = mine(data(), pools(), cfg(judge="cross-encoder"), judge=CrossEncoderJudge(ce, margin=0.2))
+    # q1: positive d0 scores 3.0 -> d3 (2.9) flagged, d5 (1.0) not; q2: positive d4 2.0 -> d6 (2.5) flagged
+    assert ce.calls == 1  # one batched call for every pair of every query
+    assert {(e["qid"], e["doc_id"]) for e in res.audit} == {("q1", "d3"), ("q2", "d6")}
+    assert all("d3" not in r.neg_ids for r in res.rows if r.qid == "q1")
+    assert res.audit[0]["judge_scores"]["cross_encoder_positive"] == 3.0
+    with pytest.raises(HardnegError, match="needs --judge-model"):
+        load_judge(cfg(judge="cross-encoder"), 2)
+    with pytest.raises(HardnegError, match="needs a model"):
+        mine(data(), pools(), cfg(judge="cross-encoder"))

@@ -13,7 +13,8 @@ Judges (the protocol is ``Judge``: ``name`` and ``judge(pools, p) -> [JudgeOut p
   sign-safe PercPos rule, ``filters.perc_threshold``). A teacher that did not retrieve the
   candidate does not vote for it. Cheap: it only reads the pools already mined.
 * ``cross-encoder`` (``mining.teachers.judge.CrossEncoderJudge``): a cross-encoder scores each
-  survivor and the query's positive; flagged when ``ce(candidate) >= ce(positive) - margin``.
+  survivor and the query's known positives (all pairs of all queries in one batched call);
+  flagged when ``ce(candidate) >= min ce(positive) - margin`` (``margin_flags``).
 
 >>> pools = [(np.array([[4, 5, 6]]), np.array([[0.9, 0.6, 0.2]])), (np.array([[5, 4, 7]]), np.array([[8.0, 1.0, 0.5]]))]
 >>> out = AgreementJudge(min_votes=2, frac=0.95).judge(pools, [np.array([0.8]), np.array([5.0])])
@@ -33,7 +34,7 @@ import numpy as np
 from hardneg.core.errors import HardnegError
 from hardneg.mining.filters import perc_threshold
 
-JUDGES = ("none", "agreement")  # model-based judges (cross-encoder, LLM) are passed to mine() as objects
+JUDGES = ("none", "agreement", "cross-encoder")
 FN_ACTIONS = ("remove", "keep", "drop-query")
 
 Pool = tuple[np.ndarray, np.ndarray]  # (doc_idx (Q, D) int64, -1 = padding; scores (Q, D) float)
@@ -47,10 +48,21 @@ class JudgeOut:
     scores: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+@dataclass
+class JudgeContext:
+    """What a model-based judge needs besides the scores: the data, the pools' query ids (row
+    order), each query's known positives and the cells still eligible (per pool (Q, D) bool)."""
+
+    data: object
+    qids: list[str]
+    known: dict[str, list[str]]
+    alive: list[np.ndarray]
+
+
 class Judge(Protocol):
     name: str
 
-    def judge(self, pools: Sequence[Pool], p: Sequence[np.ndarray]) -> list[JudgeOut]:
+    def judge(self, pools: Sequence[Pool], p: Sequence[np.ndarray], context: JudgeContext | None = None) -> list[JudgeOut]:
         """``pools[t]`` is teacher t's (doc_idx, scores), rows aligned by query; ``p[t]`` (Q,) its
         positive score per query (NaN when unknown: that teacher then never votes for the query)."""
         ...
@@ -70,7 +82,7 @@ class AgreementJudge:
         if not 0.0 < self.frac <= 1.5:
             raise HardnegError(f"judge fraction must be in (0, 1.5], got {self.frac}")
 
-    def judge(self, pools: Sequence[Pool], p: Sequence[np.ndarray]) -> list[JudgeOut]:
+    def judge(self, pools: Sequence[Pool], p: Sequence[np.ndarray], context: JudgeContext | None = None) -> list[JudgeOut]:
         votes = agreement_votes(pools, p, self.frac)
         return [JudgeOut(v >= self.min_votes, {"votes": v.astype(np.float64)}) for v in votes]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hardneg.mining.candidates import Candidates
-from hardneg.mining.judges import Judge, held_out_quality
+from hardneg.mining.judges import Judge, JudgeContext, held_out_quality
 
 
 @dataclass
@@ -36,7 +36,8 @@ def apply_judge(judge: Judge, cands: list[Candidates], alive: list[np.ndarray], 
                 known: dict[str, list[str]], action: str, drop_query_over: int,
                 held_out: bool) -> JudgeStep:
     """Judge the pools (rows aligned with ``cands[0].qids``) and apply ``action`` to the flags."""
-    outs = judge.judge([(c.doc_idx, c.scores) for c in cands], p)
+    context = JudgeContext(data, list(cands[0].qids), known, alive)
+    outs = judge.judge([(c.doc_idx, c.scores) for c in cands], p, context)
     flags = [o.flags & a for o, a in zip(outs, alive)]
     qids = cands[0].qids
     ids = data.corpus.ids

@@ -254,5 +254,5 @@ def make_judge(config: MineConfig, n_teachers: int) -> Judge | None:
             raise HardnegError(f"the agreement judge needs at least --judge-min-votes ({config.judge_min_votes}) "
                                f"teachers, got {n_teachers}: add --teacher or lower --judge-min-votes")
         return AgreementJudge(config.judge_min_votes, config.judge_frac)
-    raise HardnegError(f"judge {config.judge!r} needs a model: load it with hardneg.mining.teachers.load_judge "
-                       "and pass it to mine(..., judge=...), or use 'hardneg mine --judge ...'")
+    raise HardnegError(f"judge {config.judge!r} needs a model: build it with "
+                       "hardneg.mining.teachers.judge.load_judge and pass it to mine(..., judge=...)")
