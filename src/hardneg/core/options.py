@@ -37,7 +37,7 @@ class Option:
 
     help: str
     choices: tuple | None = None
-    flag: str | None = None            # default: --field-name (--no-field-name for a True bool)
+    flag: str | None = None            # default: --field-name (--no-field-name for a True bool); no dash: positional
     aliases: tuple[str, ...] = ()
     metavar: str | None = None
     default_help: str | None = None    # how the default reads in --help; default: the value itself
@@ -137,9 +137,14 @@ def _arguments(f, o: Option, hint, prefix: str, repeat: bool, require_missing: b
     if repeat:
         kw["action"] = "append"
         kw["default"] = None
-    if missing and require_missing:
+    flag = o.flag or _flag(prefix, f.name)
+    if not flag.startswith("-"):  # positional: its name is the dest
+        del kw["dest"]
+        if not missing:
+            kw["nargs"] = "?"
+    elif missing and require_missing:
         kw["required"] = True
-    return [((o.flag or _flag(prefix, f.name), *o.aliases), kw)]
+    return [((flag, *o.aliases), kw)]
 
 
 def _bool_arguments(name: str, o: Option, dest: str, default, optional: bool, prefix: str):
@@ -170,11 +175,11 @@ def _parser_for(base, name: str) -> Callable[[str], Any]:
         return base
     if typing.get_origin(base) is tuple:
         item = typing.get_args(base)[0]
-        return _csv(item)
+        return csv_list(item)
     raise TypeError(f"field {name!r}: no command-line type for {base!r}; exclude it or give it a convert")
 
 
-def _csv(item: type) -> Callable[[str], tuple]:
+def csv_list(item: type) -> Callable[[str], tuple]:
     """``"a, b,,c"`` -> ``("a", "b", "c")``, each item parsed as ``item``."""
 
     def parse(text: str) -> tuple:
