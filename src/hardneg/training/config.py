@@ -7,8 +7,8 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-
 from hardneg.core.errors import HardnegError
+from hardneg.core.options import opt
 
 log = logging.getLogger(__name__)
 
@@ -19,49 +19,65 @@ META_NAME = "hardneg_train"  # -> DIR/hardneg_train.meta.json, written last: mar
 CHECKPOINTS = "checkpoints"
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SHORT_ROWS = ("drop", "error")
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # attention + MLP projections
+LORA = "LoRA (decoder LLMs)"  # --help group
+
+
 @dataclass(frozen=True)
 class Source:
     """One training set of a data mix: data spec + its negatives file."""
 
-    data: str
-    negatives: str
-    split: str = "train"
-    max_examples: int | None = None  # seeded subsample of the (query, positive) rows
+    data: str = opt(help="training data (BEIR dir / name / JSONL / parquet); repeat with --negatives for a mix")
+    negatives: str = opt(help="negatives JSONL from 'hardneg mine' (one per --data)")
+    split: str = opt("train", "data split")
+    max_examples: int | None = opt(None, "seeded subsample of each source's (query, positive) rows",
+                                   default_help="all rows")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str
-    sources: tuple[Source, ...]
-    output: str
-    num_negatives: int = 1
-    temperature: float = 0.05
-    in_batch_negatives: bool = True
-    mini_batch_size: int | None = None  # set -> GradCache
-    query_prefix: str = ""
-    passage_prefix: str = ""
-    exclude_prefix: bool = True
-    query_max_length: int | None = 64
-    passage_max_length: int | None = 256
-    lr: float = 2e-5
-    warmup: float = 0.1  # < 1: fraction of the steps; >= 1: steps
-    epochs: float = 1.0
-    max_steps: int = -1
-    batch_size: int = 32
-    grad_accum: int = 1
-    seed: int = 42
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    save_steps: int = 500
-    save_total_limit: int | None = 2
-    logging_steps: int = 10
-    short_rows: str = "drop"  # rows with fewer than num_negatives negatives: drop | error
-    lora: bool | None = None  # None: on for decoder LLMs, off otherwise
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.1
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-    lora_merge: bool = True
-    resume: bool = False
+    """Every setting of a training run; ``hardneg train`` builds its flags from these fields."""
+
+    model: str = opt(help="base model: path, hub id (offline cache) or alias 'minilm'")
+    sources: tuple[Source, ...] = opt(help="the data mix (--data + --negatives)")
+    output: str = opt(help="output folder (model + checkpoints/ + hardneg_train.meta.json)")
+    num_negatives: int = opt(1, "hard negatives per example, taken in mined order")
+    temperature: float = opt(0.05, "InfoNCE temperature τ (scale 1/τ; 0.05 = sentence-transformers' scale 20)")
+    in_batch_negatives: bool = opt(True, "contrast each query only with its own positive and hard negatives",
+                                   flag="--no-in-batch-negatives", default_help="off, in-batch negatives are used")
+    mini_batch_size: int | None = opt(None, "GradCache mini-batch: large batches in bounded memory",
+                                      default_help="off")
+    query_prefix: str = opt("", "instruction put before queries, e.g. 'Instruct: ...\\nQuery: '")
+    passage_prefix: str = opt("", "prefix put before passages")
+    exclude_prefix: bool = opt(True, "pool over the prefix tokens too", flag="--include-prefix-in-pooling",
+                               default_help="off, prefix tokens are excluded as in NV-Retriever")
+    query_max_length: int | None = opt(64, "query truncation in tokens")
+    passage_max_length: int | None = opt(256, "passage truncation in tokens")
+    lr: float = opt(2e-5, "peak learning rate (AdamW, linear decay)")
+    warmup: float = opt(0.1, "warm-up: fraction of the steps if < 1, else steps")
+    epochs: float = opt(1.0, "training epochs (fractions allowed)")
+    max_steps: int = opt(-1, "stop after this many optimizer steps", default_help="-1, no limit")
+    batch_size: int = opt(32, "examples per device per step (also the in-batch negatives pool)")
+    grad_accum: int = opt(1, "gradient accumulation steps")
+    seed: int = opt(42, "random seed (trainer, data order and --max-examples subsampling)")
+    precision: str = opt("auto", "auto: bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU",
+                         choices=PRECISIONS)
+    save_steps: int = opt(500, "checkpoint every N steps")
+    save_total_limit: int | None = opt(2, "checkpoints kept (older ones are deleted)")
+    logging_steps: int = opt(10, "log the loss every N steps")
+    short_rows: str = opt("drop", "rows with fewer than --num-negatives negatives: drop them or stop with an error",
+                          choices=SHORT_ROWS)
+    lora: bool | None = opt(None, "train a LoRA adapter", default_help="on for decoder LLMs, off otherwise",
+                            negate_help="train all weights, even of a decoder LLM", group=LORA)
+    lora_r: int = opt(16, "LoRA rank r", group=LORA)
+    lora_alpha: int = opt(32, "LoRA scaling alpha", group=LORA)
+    lora_dropout: float = opt(0.1, "dropout on the LoRA path", group=LORA)
+    lora_targets: tuple[str, ...] = opt(LORA_TARGETS, "comma-separated module names to adapt", group=LORA)
+    lora_merge: bool = opt(True, "save the adapter instead of merged weights", flag="--lora-adapter-only",
+                           default_help="off, merged weights are saved", group=LORA)
+    resume: bool = opt(False, "continue from the last checkpoint in --output")
 
     def __post_init__(self) -> None:
         checks = [
@@ -74,8 +90,8 @@ class TrainConfig:
             (self.mini_batch_size is None or self.mini_batch_size >= 1, "--mini-batch-size must be >= 1"),
             (self.lr > 0, "--lr must be > 0"),
             (self.epochs > 0 or self.max_steps > 0, "--epochs or --max-steps must be positive"),
-            (self.precision in ("auto", "fp32", "bf16", "fp16"), "--precision is one of auto, fp32, bf16, fp16"),
-            (self.short_rows in ("drop", "error"), "short_rows is 'drop' or 'error'"),
+            (self.precision in PRECISIONS, f"--precision is one of {', '.join(PRECISIONS)}"),
+            (self.short_rows in SHORT_ROWS, f"short_rows is one of {', '.join(SHORT_ROWS)}"),
             (self.save_steps >= 1 and self.logging_steps >= 1, "save/logging steps must be >= 1"),
         ]
         for ok, msg in checks:

@@ -17,10 +17,11 @@ into the base weights (``merge_lora``).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hardneg.core.errors import HardnegError
+from hardneg.training.config import LORA_TARGETS
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,7 @@ class LoraSettings:
     r: int = 16
     alpha: int = 32
     dropout: float = 0.1
-    target_modules: tuple[str, ...] = field(
-        default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
+    target_modules: tuple[str, ...] = LORA_TARGETS
     merge: bool = True  # write merged weights (True) or the adapter only (False)
 
     def __post_init__(self) -> None:
