@@ -33,32 +33,46 @@ from hardneg.core.errors import HardnegError
 from hardneg.core.files import read_json, sha256_texts
 from hardneg.core.paths import cache_root
 from hardneg.encode.base import encoder_dim
-from hardneg.scale.shards import MANIFEST, ShardSet, encode_sharded, plan_shards, shard_rows_for_budget
+from hardneg.core.options import opt
+from hardneg.scale.shards import (DTYPES, MANIFEST, ShardSet, encode_sharded, parse_bytes, plan_shards,
+                                  shard_rows_for_budget)
 
 log = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
 DEFAULT_SHARD_ROWS = 102_400  # 50 cache chunks; 150 MB of 384-d float32
+SCALE = "scale (see docs/scale.md)"  # --help group
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Settings of the engine; saved in mining meta files (``asdict``)."""
+    """Settings of the engine; saved in mining meta files (``asdict``). ``hardneg mine`` offers all but
+    ``gpus_per_worker``, ``shard_rows`` and ``search_block`` as flags."""
 
-    name: str = "local"
-    address: str | None = None        # ray: "auto", "ray://head:10001", ...; None starts a local instance
-    workers: int | None = None        # ray: encoding actors (default: one per GPU, else one per CPU slot)
-    cpus_per_worker: float = 1.0      # ray: CPUs per encoding actor / search task
-    gpus_per_worker: float | None = None  # ray: None = 1 when the cluster has GPUs, else 0
-    max_memory: int | None = None     # bytes of corpus vectors held at once (sets the shard size)
-    shard_rows: int | None = None     # explicit rows per shard (overrides max_memory)
-    shard_dtype: str = "float32"      # float32 or float16 on disk
-    search_block: int = 8192          # ray: queries per search task (whole multiples of topk's chunk)
+    name: str = opt("local", "where dense teachers encode and search: this process or a Ray cluster; same output "
+                    "either way", choices=ENGINES, flag="--engine", group=SCALE)
+    address: str | None = opt(None, "Ray cluster to join ('auto', 'ray://head:10001')", flag="--ray-address",
+                              metavar="ADDR", default_help="start a local Ray instance", group=SCALE)
+    workers: int | None = opt(None, "ray: encoding actors", default_help="one per GPU, else one per CPU", group=SCALE)
+    cpus_per_worker: float = opt(1.0, "ray: CPUs (and torch threads) per encoding actor / search task. Output is "
+                                 "byte-identical to --engine local when workers run the same kernels: same device "
+                                 "and threads as the local run (torch may split some reductions by thread count)",
+                                 group=SCALE)
+    gpus_per_worker: float | None = opt(None, "ray: GPUs per encoding actor", default_help="1 when the cluster has "
+                                        "GPUs, else 0", group=SCALE)
+    max_memory: int | None = opt(None, "bound the corpus vectors held in RAM (e.g. 2GB): the corpus is encoded into "
+                                 "shards on disk (resumable) and search streams them", metavar="SIZE",
+                                 default_help="hold the whole matrix", convert=parse_bytes, group=SCALE)
+    shard_rows: int | None = opt(None, "explicit rows per shard (overrides max_memory)",
+                                 default_help=f"{DEFAULT_SHARD_ROWS} or set by max_memory", group=SCALE)
+    shard_dtype: str = opt("float32", "on-disk dtype of corpus shards (float16 halves disk and memory)",
+                           choices=DTYPES, group=SCALE)
+    search_block: int = opt(8192, "ray: queries per search task (whole multiples of topk's chunk)", group=SCALE)
 
     def __post_init__(self):
         if self.name not in ENGINES:
             raise HardnegError(f"unknown engine {self.name!r}: choose one of {', '.join(ENGINES)}")
-        if self.shard_dtype not in ("float32", "float16"):
+        if self.shard_dtype not in DTYPES:
             raise HardnegError(f"unknown shard dtype {self.shard_dtype!r}: choose float32 or float16")
         if self.workers is not None and self.workers < 1:
             raise HardnegError(f"--workers must be at least 1, got {self.workers}")

@@ -1,49 +1,75 @@
-"""``load_teacher(spec)``: ``bm25``, ``random`` or any model spec -> a ``Teacher``.
+"""``load_teacher(spec, settings)``: ``bm25``, ``random`` or any model spec -> a ``Teacher``;
+``TeacherSettings``: how dense teachers encode and search (the ``mine`` command's teacher flags).
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
+from dataclasses import dataclass, replace
 
 from hardneg.core.errors import HardnegError
 from hardneg.core.fingerprint import model_fingerprint
+from hardneg.core.options import opt
+from hardneg.encode.base import ENCODER_BACKENDS
 from hardneg.mining.candidates import Teacher
-from hardneg.mining.teachers.pool_cache import short_hash
-
-log = logging.getLogger(__name__)
 from hardneg.mining.teachers.bm25 import BM25Teacher
 from hardneg.mining.teachers.dense import DenseTeacher
+from hardneg.mining.teachers.pool_cache import short_hash
 from hardneg.mining.teachers.rescored import RescoredTeacher
 from hardneg.mining.teachers.uniform import RandomTeacher
+from hardneg.search.ann import SEARCH_BACKENDS
+
+log = logging.getLogger(__name__)
 
 
-def load_teacher(spec: str, *, backend: str = "torch", batch_size: int = 32, max_length: int | None = None,
-                 query_prompt: str = "", passage_prompt: str = "", rescore_with: str | None = None,
-                 cache_dir: str | Path | None = None, seed: int = 42, search_backend: str = "exact",
-                 recall_check: int = 0, engine=None) -> Teacher:
+TEACHER_MODELS = "teacher models"  # --help group
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    """How dense teachers encode and search (BM25 and random teachers use only ``cache_dir``)."""
+
+    backend: str = opt("torch", "encoder backend for dense teachers", choices=ENCODER_BACKENDS, group=TEACHER_MODELS)
+    batch_size: int = opt(32, "encoding batch size", group=TEACHER_MODELS)
+    max_length: int | None = opt(None, "max tokens per text", default_help="the model's", group=TEACHER_MODELS)
+    query_prompt: str = opt("", "prefix for queries, e.g. 'query: '", group=TEACHER_MODELS)
+    passage_prompt: str = opt("", "prefix for passages, e.g. 'passage: '", group=TEACHER_MODELS)
+    rescore_with: str | None = opt(None, "rescore each teacher's pool with this cross-encoder before filtering",
+                                   metavar="CROSS_ENCODER", default_help="off", group=TEACHER_MODELS)
+    cache_dir: str | None = opt(None, "embedding/pool cache", default_help="$HARDNEG_CACHE or ~/.cache/hardneg",
+                                group=TEACHER_MODELS)
+    search_backend: str = opt("exact", "dense teachers' corpus search: exact or a FAISS index (faster, approximate)",
+                              choices=SEARCH_BACKENDS, group=TEACHER_MODELS)
+    recall_check: int = opt(0, "with a FAISS backend: compare N sampled queries with exact search; recall@depth "
+                            "goes into the meta file", metavar="N", default_help="0, off", group=TEACHER_MODELS)
+
+
+def load_teacher(spec: str, settings: TeacherSettings | None = None, *, seed: int = 42, engine=None,
+                 **overrides) -> Teacher:
     """``"bm25"``, ``"random"`` or any model ``hardneg.encode.load_encoder`` accepts.
 
-    Dense models load lazily (only when a pool is not cached); a spec that is not a loadable model
-    fails with a HardnegError naming it. ``rescore_with`` wraps the teacher in ``RescoredTeacher``.
-    ``search_backend`` / ``recall_check`` / ``engine`` (``hardneg.scale.engine.EngineConfig``) apply to dense
-    teachers (see ``DenseTeacher``).
+    ``settings`` (default ``TeacherSettings()``) with ``overrides`` (its field names, e.g.
+    ``cache_dir=...``) replaced. Dense models load lazily (only when a pool is not cached); a spec
+    that is not a loadable model fails with a HardnegError naming it. ``rescore_with`` wraps the
+    teacher in ``RescoredTeacher``. ``search_backend`` / ``recall_check`` / ``engine``
+    (``hardneg.scale.engine.EngineConfig``) apply to dense teachers (see ``DenseTeacher``).
     """
+    s = replace(settings or TeacherSettings(), **overrides)
+    cache_dir = s.cache_dir
     if spec == "bm25":
         teacher: Teacher = BM25Teacher(cache_dir=cache_dir)
     elif spec == "random":
         teacher = RandomTeacher(seed, cache_dir=cache_dir)
     else:
-        teacher = _dense_teacher(spec, backend=backend, batch_size=batch_size, max_length=max_length,
-                                 query_prompt=query_prompt, passage_prompt=passage_prompt, cache_dir=cache_dir,
-                                 search_backend=search_backend, recall_check=recall_check, engine=engine)
-    if rescore_with:
+        teacher = _dense_teacher(spec, backend=s.backend, batch_size=s.batch_size, max_length=s.max_length,
+                                 query_prompt=s.query_prompt, passage_prompt=s.passage_prompt, cache_dir=cache_dir,
+                                 search_backend=s.search_backend, recall_check=s.recall_check, engine=engine)
+    if s.rescore_with:
         from hardneg.encode.models import resolve_model
 
-        ce_path = resolve_model(rescore_with)  # HardnegError naming the spec when it is not found
-        teacher = RescoredTeacher(teacher, ce_path, batch_size=batch_size, cache_dir=cache_dir,
-                                  name=rescore_with, fingerprint=model_fingerprint(ce_path, cache_dir))
+        ce_path = resolve_model(s.rescore_with)  # HardnegError naming the spec when it is not found
+        teacher = RescoredTeacher(teacher, ce_path, batch_size=s.batch_size, cache_dir=cache_dir,
+                                  name=s.rescore_with, fingerprint=model_fingerprint(ce_path, cache_dir))
     return teacher
 
 
