@@ -117,6 +117,9 @@ def test_cli_evaluate_end_to_end(tiny_beir, tiny_model, tmp_path, capsys):
     assert meta["split"] == "test" and meta["backend"] == "torch" and meta["n_queries"] == 3
     assert {"encode_s", "search_s", "metrics_s"} <= set(meta["timings"])
     assert meta["data_fingerprint"] == load_beir(tiny_beir, "test").fingerprint()
+    assert meta["config"] == {"model": str(tiny_model), "data": str(tiny_beir), "split": "test", "backend": "torch",
+                              "batch_size": 32, "max_length": None, "query_prompt": "", "passage_prompt": "",
+                              "cache_dir": str(tmp_path / "cache"), "k": 100, "keep_identical_ids": False}
     assert not list(out.parent.glob(".*.tmp"))  # atomic write left no temporaries
     assert main(argv) == 0  # second run (cached embeddings) gives the same numbers
     assert json.loads(out.read_text()) == res

@@ -1,7 +1,9 @@
 """Evaluation, orchestration only: encode (cached) -> exact top-k -> metrics.
 
-The scoring rules (which queries count, ties, identical ids) live in ``hardneg.metrics``; this
+The scoring rules (which queries count, ties, identical ids) live in ``hardneg.evaluation.metrics``; this
 module only wires ``encode.encode_cached``, ``search.topk`` and ``metrics.score_run`` together.
+``EvalConfig`` is one evaluation run's settings (the ``evaluate`` command's flags); ``write_eval``
+writes the metric means and their meta file.
 """
 
 from __future__ import annotations
@@ -9,11 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from hardneg.core.errors import HardnegError
+from hardneg.core.options import opt
+from hardneg.encode.base import ENCODER_BACKENDS
 from hardneg.evaluation.metrics import DEFAULT_METRICS, judged_queries, parse_metric, score_run
 
 log = logging.getLogger(__name__)
@@ -27,6 +32,48 @@ class EvalResult:
     per_query: dict[str, dict[str, float]]          # metric -> {qid: value}
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     n_queries: int = 0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What an evaluation run needs to be repeated; saved as the ``config`` of its meta file."""
+
+    model: str = opt(help="local model path, hub id (offline when cached) or alias 'minilm'")
+    data: str = opt(help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) or a dataset name")
+    split: str = opt("test", "qrels split to evaluate")
+    backend: str = opt("torch", "inference runtime", choices=ENCODER_BACKENDS)
+    batch_size: int = opt(32, "encoding batch size")
+    max_length: int | None = opt(None, "max tokens per text", default_help="the model's")
+    query_prompt: str = opt("", "text prepended to every query, e.g. 'query: '")
+    passage_prompt: str = opt("", "text prepended to every passage, e.g. 'passage: '")
+    cache_dir: str | None = opt(None, "embedding cache", default_help="$HARDNEG_CACHE or ~/.cache/hardneg")
+    k: int = opt(100, "retrieval depth per query")
+    keep_identical_ids: bool = opt(False, "do not drop a retrieved document whose id equals the query id")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or (self.max_length is not None and self.max_length < 1) or self.k < 1:
+            raise HardnegError("--batch-size, --max-length and --k must be positive integers")
+        if self.backend not in ENCODER_BACKENDS:
+            raise HardnegError(f"unknown backend {self.backend!r}: choose one of {', '.join(ENCODER_BACKENDS)}")
+
+    def encoder_kwargs(self) -> dict:
+        """Keywords of ``hardneg.encode.load_encoder`` (``cache_dir`` only when set)."""
+        kw = dict(backend=self.backend, max_length=self.max_length, batch_size=self.batch_size,
+                  query_prompt=self.query_prompt, passage_prompt=self.passage_prompt)
+        return {**kw, "cache_dir": self.cache_dir} if self.cache_dir else kw
+
+
+def write_eval(output: str | Path, result: EvalResult, config: EvalConfig, *, data,
+               model_fingerprint: str | None = None) -> Path:
+    """Write ``result.metrics`` (means, JSON) to ``output`` and its meta file; returns ``output``."""
+    from hardneg.core.files import write_json
+    from hardneg.core.provenance import write_meta
+
+    write_json(output, result.metrics)
+    write_meta(output, config, model_fingerprint=model_fingerprint, data_fingerprint=data.fingerprint(),
+               data_source=data.source, split=config.split, backend=config.backend, timings=result.timings,
+               n_queries=result.n_queries, n_passages=len(data.corpus))
+    return Path(output)
 
 
 def run_from_topk(qids: Sequence[str], idx: np.ndarray, scores: np.ndarray,
