@@ -14,11 +14,29 @@ can show one, so the rate is also given over those rows.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
 
+from hardneg.core.errors import HardnegError
+from hardneg.core.options import opt
 from hardneg.core.summary import summarize
+
+
+@dataclass(frozen=True)
+class InspectConfig:
+    """What an inspection report is computed from; saved as the ``config`` of its meta file."""
+
+    negatives: str = opt(help="negatives JSONL written by 'hardneg mine'", flag="negatives")
+    data: str = opt(help="the data it was mined from (BEIR folder or dataset name)")
+    split: str = opt("train", "qrels split that judges the negatives")
+    bins: int = opt(40, "histogram bins")
+
+    def __post_init__(self) -> None:
+        if self.bins < 1:
+            raise HardnegError("--bins must be >= 1")
 
 
 def score_values(rows) -> dict[str, np.ndarray]:
@@ -149,3 +167,14 @@ def format_report(report: dict, anchor_only: bool | None = None) -> str:
         lines.append("note: mined without --anchor-only, so every known positive was removed and the "
                      "false-negative rate is 0 by construction; mine with --anchor-only to measure it")
     return "\n".join(lines)
+
+
+def write_inspection(output: str | Path, report: dict, config: InspectConfig, *, data) -> Path:
+    """Write ``report`` (``inspect_rows``' output, JSON) to ``output`` and its meta file; returns ``output``."""
+    from hardneg.core.files import sha256_file, write_json
+    from hardneg.core.provenance import write_meta
+
+    write_json(output, report)
+    write_meta(output, config, negatives_sha256=sha256_file(config.negatives), data_source=data.source,
+               data_fingerprint=data.fingerprint())
+    return Path(output)

@@ -15,19 +15,22 @@ mark relevant (grade > 0) for their query, overall, over rows with held-out posi
 Mined without --anchor-only every known positive is removed, so that rate is 0 by construction.
 --plot writes a PNG of the three; --output writes the full report as JSON (+ .meta.json)."""
 
+SUMMARY = "score histograms and false-negative rate of a negatives file"  # the line in `hardneg --help`
+
 
 def register(subparsers) -> None:
+    from hardneg.analysis.negatives import InspectConfig
+    from hardneg.core.options import add_config_args
+
     p = subparsers.add_parser(
-        "inspect", help="score histograms and false-negative rate of a negatives file",
+        "inspect", help=SUMMARY,
         description="Diagnose mined negatives: positive vs negative score distributions, negative - positive, "
         "and how many negatives the qrels mark relevant (held-out false negatives).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("negatives", type=Path, help="negatives JSONL written by 'hardneg mine'")
-    p.add_argument("--data", required=True, help="the data it was mined from (BEIR folder or dataset name)")
-    p.add_argument("--split", default="train", help="qrels split that judges the negatives (default: train)")
+    add_config_args(p, InspectConfig, only=("negatives", "data", "split"))
     p.add_argument("--plot", type=Path, default=None, help="write histograms + FN rate per rank to this PNG")
     p.add_argument("--output", type=Path, default=None, help="write the report as JSON (+ OUTPUT.meta.json)")
-    p.add_argument("--bins", type=int, default=40, help="histogram bins (default: 40)")
+    add_config_args(p, InspectConfig, exclude=("negatives", "data", "split"))
     p.set_defaults(func=run)
 
 
@@ -42,33 +45,27 @@ def _mined_anchor_only(negatives: Path) -> bool | None:
 
 
 def run(args) -> int:
+    from hardneg.analysis.negatives import InspectConfig, format_report, inspect_rows, write_inspection
+    from hardneg.core.options import config_from_args
     from hardneg.data.load import load_data
-    from hardneg.core.errors import HardnegError
-    from hardneg.data.negatives import check_ids
-    from hardneg.analysis.negatives import format_report, inspect_rows
+    from hardneg.data.negatives import check_ids, read_negatives
     from hardneg.report.plots import plot_negatives as plot_report
-    from hardneg.core.files import sha256_file, write_json
-    from hardneg.core.provenance import write_meta
-    from hardneg.data.negatives import read_negatives
 
-    if args.bins < 1:
-        raise HardnegError("--bins must be >= 1")
-    rows = read_negatives(args.negatives)
-    data = load_data(args.data, args.split)
-    check_ids(rows, data, args.negatives)
+    config = config_from_args(InspectConfig, args)
+    negatives = Path(config.negatives)
+    rows = read_negatives(negatives)
+    data = load_data(config.data, config.split)
+    check_ids(rows, data, negatives)
     missing = len({r.qid for r in rows} - set(data.qrels))
     if missing:
-        print(f"warning: {missing} queries of the file have no qrels in split {args.split!r}; "
+        print(f"warning: {missing} queries of the file have no qrels in split {config.split!r}; "
               "their negatives count as not relevant")
-    report = inspect_rows(rows, data.qrels, bins=args.bins)
-    print(format_report(report, _mined_anchor_only(args.negatives)))
+    report = inspect_rows(rows, data.qrels, bins=config.bins)
+    print(format_report(report, _mined_anchor_only(negatives)))
     if args.plot:
-        title = f"{args.negatives.name} — {Path(str(args.data)).name} {args.split}"
+        title = f"{negatives.name} — {Path(str(config.data)).name} {config.split}"
         print(f"wrote {plot_report(report, args.plot, title)}")
     if args.output:
-        write_json(args.output, report)
-        write_meta(args.output, {"negatives": str(args.negatives), "data": data.source, "split": args.split,
-                                 "bins": args.bins}, negatives_sha256=sha256_file(args.negatives),
-                   data_fingerprint=data.fingerprint())
+        write_inspection(args.output, report, config, data=data)
         print(f"wrote {args.output}")
     return 0
