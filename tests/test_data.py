@@ -144,6 +144,13 @@ def test_cli_info_counts(tiny_beir, capsys):
     assert "positives per query mean          1.33" in out and "positives per query max           2" in out
 
 
+def test_summary_counts(tiny_beir):
+    s = load_beir(tiny_beir, "test").summary()
+    assert (s["documents"], s["qrels rows"], s["judged not relevant (grade 0)"]) == (6, 5, 1)
+    assert s["positives per query mean"] == pytest.approx(4 / 3) and s["positives per query max"] == 2
+    assert list(s)[:2] == ["source", "split"] and s["split"] == "test"
+
+
 # ----------------------------------------------------------------------------- pairs JSONL
 
 

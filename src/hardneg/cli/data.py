@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+SUMMARY = "download BEIR datasets and inspect data"  # the line in `hardneg --help`
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "data", help="download BEIR datasets and inspect data",
+        "data", help=SUMMARY,
         description="Fetch standard BEIR datasets and check/count any supported data input.")
     sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
@@ -44,25 +46,11 @@ def run_info(args: argparse.Namespace) -> int:
     from hardneg.data.load import load_data
 
     data = load_data(args.spec, args.split)
-    n_pos = [len(data.relevant(q)) for q in data.query_ids()]
-    judged_neg = sum(g <= 0 for docs in data.qrels.values() for g in docs.values())
-    rows = [
-        ("source", data.source),
-        ("split", data.split),
-        ("documents", len(data.corpus)),
-        ("queries (file)", len(data.queries)),
-        ("queries (split, with a positive)", len(data.query_ids())),
-        ("qrels rows", sum(len(d) for d in data.qrels.values())),
-        ("judged not relevant (grade 0)", judged_neg),
-        ("positives per query mean", f"{sum(n_pos) / len(n_pos):.2f}" if n_pos else "-"),
-        ("positives per query max", max(n_pos) if n_pos else "-"),
-        ("given negatives", sum(len(v) for v in data.given_negatives.values())),
-        ("fingerprint", data.fingerprint()),
-        ("warnings", len(data.warnings)),
-    ]
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+    summary = data.summary()
+    width = max(map(len, summary))
+    for k, v in summary.items():
+        shown = "-" if v is None else f"{v:.2f}" if isinstance(v, float) else v
+        print(f"{k:<{width}}  {shown}")
     for w in data.warnings:
         print(f"  warning: {w}")
     return 0

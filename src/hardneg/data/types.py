@@ -69,6 +69,25 @@ class RetrievalData:
         """Query ids of this split that have at least one relevant doc, in qrels order."""
         return [q for q in self.qrels if any(g > 0 for g in self.qrels[q].values())]
 
+    def summary(self) -> dict[str, object]:
+        """Counts for ``hardneg data info``, keyed by their printed labels, in print order (the mean is a
+        float, the mean and max are None without queries)."""
+        n_pos = [len(self.relevant(q)) for q in self.query_ids()]
+        return {
+            "source": self.source,
+            "split": self.split,
+            "documents": len(self.corpus),
+            "queries (file)": len(self.queries),
+            "queries (split, with a positive)": len(n_pos),
+            "qrels rows": sum(len(d) for d in self.qrels.values()),
+            "judged not relevant (grade 0)": sum(g <= 0 for docs in self.qrels.values() for g in docs.values()),
+            "positives per query mean": sum(n_pos) / len(n_pos) if n_pos else None,
+            "positives per query max": max(n_pos) if n_pos else None,
+            "given negatives": sum(len(v) for v in self.given_negatives.values()),
+            "fingerprint": self.fingerprint(),
+            "warnings": len(self.warnings),
+        }
+
     def fingerprint(self) -> str:
         """Hash of corpus, the split's queries, qrels and given negatives: identifies the data."""
         h = hashlib.sha256()
