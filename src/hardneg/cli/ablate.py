@@ -19,19 +19,14 @@ examples:
   hardneg ablate --output runs/quick --report-only            # rebuild report.md from results.json
 """
 
-
-def _csv(kind=str):
-    def parse(text: str):
-        items = [t.strip() for t in text.split(",") if t.strip()]
-        try:
-            return tuple(kind(t) for t in items)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}, got {text!r}")
-    return parse
+SUMMARY = "ablation grid: mining methods x teachers x seeds -> report"  # the line in `hardneg --help`
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("ablate", help="ablation grid: mining methods x teachers x seeds -> report",
+    from hardneg.core.options import csv_list
+    from hardneg.encode.base import ENCODER_BACKENDS
+
+    p = subparsers.add_parser("ablate", help=SUMMARY,
                               description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="quick",
                    help="TOML recipe file, or a built-in recipe name: quick (default), scifact, teachers")
@@ -41,15 +36,15 @@ def register(subparsers) -> None:
     g.add_argument("--train-split", help="split to mine and train on (default train)")
     g.add_argument("--eval-split", help="held-out split to evaluate on (default test)")
     g.add_argument("--student", help="model to fine-tune, e.g. minilm or a folder")
-    g.add_argument("--teachers", type=_csv(), help="comma-separated: minilm,bm25,random,<model>")
-    g.add_argument("--methods", type=_csv(), help="comma-separated: naive,shifted:10,abs:0.7,marginpos:0.05,percpos:0.95")
-    g.add_argument("--references", type=_csv(), help="comma-separated reference rows: base,random,inbatch")
-    g.add_argument("--seeds", type=_csv(int), help="comma-separated seeds, e.g. 0,1")
+    g.add_argument("--teachers", type=csv_list(str), help="comma-separated: minilm,bm25,random,<model>")
+    g.add_argument("--methods", type=csv_list(str), help="comma-separated: naive,shifted:10,abs:0.7,marginpos:0.05,percpos:0.95")
+    g.add_argument("--references", type=csv_list(str), help="comma-separated reference rows: base,random,inbatch")
+    g.add_argument("--seeds", type=csv_list(int), help="comma-separated seeds, e.g. 0,1")
     g.add_argument("--num-negatives", type=int, help="hard negatives per (query, positive)")
     g.add_argument("--max-train-queries", type=int, help="train on a seeded subset of this many queries")
-    g.add_argument("--teacher-backend", choices=("torch", "onnx", "onnx-int8"),
+    g.add_argument("--teacher-backend", choices=ENCODER_BACKENDS,
                    help="how dense teachers encode (onnx-int8: ~2x faster on CPU, cos 0.99 to fp32)")
-    g.add_argument("--eval-backend", choices=("torch", "onnx", "onnx-int8"), help="how students are evaluated")
+    g.add_argument("--eval-backend", choices=ENCODER_BACKENDS, help="how students are evaluated")
     g.add_argument("--fn-probe-data", help="dataset with many judged positives for the false-negative probe")
     g.add_argument("--probe-only", action="store_true", default=None,
                    help="only the false-negative probe cells (mining, no training): quick")

@@ -20,22 +20,26 @@ One output row per (query, positive) row of the negatives file; --group-by-query
 rows (flagembedding, tevatron). n-tuple rows short of n negatives are dropped and counted.
 Writes OUTPUT.meta.json (source file hash, data fingerprint, counts)."""
 
+SUMMARY = "turn a negatives file into FlagEmbedding / sentence-transformers / Tevatron training data"  # the line in `hardneg --help`
+
 
 def register(subparsers) -> None:
+    from hardneg.data.export import FORMATS, ST_FORMATS
+
     p = subparsers.add_parser(
-        "export", help="turn a negatives file into FlagEmbedding / sentence-transformers / Tevatron training data",
+        "export", help=SUMMARY,
         description="Replace the ids of a negatives file (from 'hardneg mine') with query and passage texts "
         "in the training format of another library.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("negatives", type=Path, help="negatives JSONL written by 'hardneg mine'")
     p.add_argument("--data", required=True, help="the data it was mined from (BEIR folder or dataset name)")
     p.add_argument("--split", default="train", help="qrels split it was mined from (default: train)")
-    p.add_argument("--format", required=True, choices=["flagembedding", "sentence-transformers", "tevatron"],
+    p.add_argument("--format", required=True, choices=FORMATS,
                    help="target library's format")
     p.add_argument("--output", required=True, type=Path, help="output file (.jsonl; .parquet for sentence-transformers)")
     p.add_argument("--group-by-query", action="store_true",
                    help="one row per query instead of per (query, positive) (flagembedding, tevatron)")
-    p.add_argument("--st-format", choices=["n-tuple", "triplet"], default="n-tuple",
+    p.add_argument("--st-format", choices=ST_FORMATS, default=ST_FORMATS[0],
                    help="sentence-transformers layout (default: n-tuple)")
     p.add_argument("--num-negatives", type=int, default=None,
                    help="n of the n-tuple columns (default: the most negatives any row has)")
