@@ -1,6 +1,8 @@
 """Command line: thin subcommands over the library. Each subcommand lives in
-``hardneg.cli.<name>`` and exposes ``register(subparsers)``; heavy imports happen inside
-the command's run function so ``hardneg --help`` stays fast."""
+``hardneg.cli.<name>`` and exposes ``SUMMARY`` and ``register(subparsers)``, which builds its
+flags from the library's config dataclasses (``hardneg.core.options``). Only the command being run
+is registered in full (importing its configs); the others are one-line stubs, so ``hardneg --help``
+stays fast. Heavy imports happen inside each command's run function."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from hardneg.core.errors import HardnegError
 COMMANDS = ["data", "evaluate", "mine", "export", "inspect", "train", "ablate"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """Every command in full; with ``argv``, only the command it names (the others as stubs)."""
+    wanted = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
     parser = argparse.ArgumentParser(
         prog="hardneg",
         description="Positive-aware hard-negative mining (NV-Retriever) and contrastive "
@@ -31,12 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
             if e.name == f"hardneg.cli.{name}":
                 continue  # command not built yet
             raise
-        mod.register(sub)
+        if wanted is None or wanted == name:
+            mod.register(sub)
+        else:
+            sub.add_parser(name, help=mod.SUMMARY)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
