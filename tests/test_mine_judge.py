@@ -101,3 +101,19 @@ def test_cross_encoder_judge_flags_what_scores_like_the_positive():
         load_judge(cfg(judge="cross-encoder"), 2)
     with pytest.raises(HardnegError, match="needs a model"):
         mine(data(), pools(), cfg(judge="cross-encoder"))
+
+
+def test_cli_mine_with_two_teachers_and_the_agreement_judge(tiny_beir, tiny_model, tmp_path, capsys):
+    from hardneg.cli.main import main
+
+    out = tmp_path / "neg.jsonl"
+    rc = main(["mine", "--teacher", str(tiny_model), "--teacher", "bm25", "--data", str(tiny_beir),
+               "--output", str(out), "--method", "naive", "--num-negatives", "2", "--judge", "agreement",
+               "--judge-min-votes", "2", "--judge-frac", "0.5", "--anchor-only", "--cache-dir", str(tmp_path / "c")])
+    text = capsys.readouterr().out
+    assert rc == 0 and "judge agreement:" in text and audit_path(out).is_file()
+    flagged = {(e["qid"], e["doc_id"]) for e in read_audit(out)}
+    assert all((r.qid, d) not in flagged for r in read_negatives(out) for d in r.neg_ids)
+    assert main(["mine", "--teacher", "bm25", "--data", str(tiny_beir), "--output", str(tmp_path / "x.jsonl"),
+                 "--judge", "cross-encoder"]) == 2
+    assert "--judge-model" in capsys.readouterr().err

@@ -62,9 +62,10 @@ def engine_config(args):
 def run(args) -> int:
     from hardneg.core.options import config_from_args
     from hardneg.data.load import load_data
-    from hardneg.data.negatives import write_negatives
+    from hardneg.data.negatives import audit_path, write_negatives
     from hardneg.mining.config import MineConfig
     from hardneg.mining.mine import mine
+    from hardneg.mining.teachers.judge import load_judge
     from hardneg.mining.teachers.load import TeacherSettings, load_teacher
 
     t0 = time.perf_counter()
@@ -73,7 +74,8 @@ def run(args) -> int:
     engine = engine_config(args)
     data = load_data(args.data, args.split)
     teachers = [load_teacher(t, settings, seed=config.seed, engine=engine) for t in args.teacher]
-    result = mine(data, teachers, config)
+    judge = load_judge(config, len(teachers), batch_size=settings.batch_size)
+    result = mine(data, teachers, config, judge=judge)
     result.timings["total_s"] = round(time.perf_counter() - t0, 3)
     out = write_negatives(args.output, result, config, data=str(args.data), split=args.split,
                           teacher_specs=list(args.teacher), rescore_with=settings.rescore_with,
@@ -96,5 +98,11 @@ def run(args) -> int:
         rc = info.get("recall_check")
         if rc:
             print(f"{t['name']}: {rc['queries']} sampled queries, recall@{rc['depth']} vs exact = {rc['recall']:.4f}")
+    if "judge" in st:
+        j, q = st["judge"], st["judge"]["held_out"]
+        print(f"judge {j['judge']}: {j['flagged']} flagged ({j['action']}: {j['removed']} removed, "
+              f"{j['queries_dropped']} queries dropped); audit in {audit_path(out)}")
+        if q and q["flagged"]:
+            print(f"judge vs held-out positives: precision {q['precision']:.3f}, recall {q['recall']:.3f}")
     print(f"wrote {out}")
     return 0

@@ -64,6 +64,9 @@ class MineConfig:
                                "or drop-query (leave out queries with more than --drop-query-over flags)",
                                choices=FN_ACTIONS, group=JUDGE)
     drop_query_over: int = opt(5, "drop-query: the most flagged passages a query may have", group=JUDGE)
+    judge_model: str | None = opt(None, "cross-encoder: the judge model (a folder or a cached hub id)",
+                                  default_help="none", metavar="CROSS_ENCODER", group=JUDGE)
+    judge_margin: float = opt(0.0, "cross-encoder: flag when ce(candidate) >= ce(positive) - margin", group=JUDGE)
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -92,7 +95,7 @@ class MineConfig:
             raise HardnegError(f"simans_a must be > 0, got {self.simans_a}")
         if self.sample_temperature <= 0:
             raise HardnegError(f"sample_temperature must be > 0, got {self.sample_temperature}")
-        if self.select != "top" and self.sample_from < self.num_negatives:
+        if self.select in ("sampled", "top1-sampled") and self.sample_from < self.num_negatives:
             raise HardnegError(f"sample_from ({self.sample_from}) must be >= num_negatives "
                                f"({self.num_negatives}) to sample {self.num_negatives} of the top {self.sample_from}")
         for name in ("max_score", "margin", "perc", "sample_temperature", "simans_a", "simans_b") + (("min_score",) if self.min_score is not None else ()):

@@ -61,10 +61,10 @@ class CrossEncoderJudge:
         return outs
 
 
-def load_judge(config, n_teachers: int, *, model: str | None = None, margin: float = 0.0,
-               batch_size: int = 32) -> Judge | None:
+def load_judge(config, n_teachers: int, *, batch_size: int = 32) -> Judge | None:
     """The judge ``config.judge`` (a ``MineConfig``) names: None, the agreement judge, or a
-    ``CrossEncoderJudge`` over ``model`` (a cross-encoder folder or cached hub id)."""
+    ``CrossEncoderJudge`` over ``config.judge_model`` (a cross-encoder folder or cached hub id)."""
+    model, margin = config.judge_model, config.judge_margin
     if config.judge != "cross-encoder":
         from hardneg.mining.mine import make_judge
 
