@@ -25,11 +25,12 @@ SUMMARY = "ablation grid: mining methods x teachers x seeds -> report"  # the li
 def register(subparsers) -> None:
     from hardneg.core.options import csv_list
     from hardneg.encode.base import ENCODER_BACKENDS
+    from hardneg.experiment.config import LABELS
 
     p = subparsers.add_parser("ablate", help=SUMMARY,
                               description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="quick",
-                   help="TOML recipe file, or a built-in recipe name: quick (default), scifact, teachers")
+                   help="TOML recipe file, or a built-in recipe name: quick (default), scifact, teachers, nfcorpus-sparse")
     p.add_argument("--output", "-o", required=True, help="run directory (resumed if it exists)")
     g = p.add_argument_group("overrides (replace the recipe's value)")
     g.add_argument("--data", help="BEIR folder or dataset name, e.g. scifact")
@@ -45,6 +46,9 @@ def register(subparsers) -> None:
     g.add_argument("--teacher-backend", choices=ENCODER_BACKENDS,
                    help="how dense teachers encode (onnx-int8: ~2x faster on CPU, cos 0.99 to fp32)")
     g.add_argument("--eval-backend", choices=ENCODER_BACKENDS, help="how students are evaluated")
+    g.add_argument("--labels", choices=LABELS,
+                   help="sparse: miner and trainer see one positive per training query (the best-graded); the "
+                        "others are held out and give each method's false-negative rate (recipe default: full)")
     g.add_argument("--fn-probe-data", help="dataset with many judged positives for the false-negative probe")
     g.add_argument("--probe-only", action="store_true", default=None,
                    help="only the false-negative probe cells (mining, no training): quick")
@@ -63,7 +67,7 @@ def register(subparsers) -> None:
 def _overrides(args) -> dict:
     keys = ("data", "train_split", "eval_split", "student", "teachers", "methods", "references", "seeds",
             "num_negatives", "max_train_queries", "teacher_backend", "eval_backend", "fn_probe_data", "cache_dir",
-            "probe_only")
+            "probe_only", "labels")
     out = {k: getattr(args, k) for k in keys}
     out["train"] = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                     "temperature": args.temperature}
