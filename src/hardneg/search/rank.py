@@ -29,8 +29,8 @@ def id_order(ids: list[str]) -> np.ndarray:
 def default_key(n: int) -> np.ndarray:
     """The tie-break key of rows 0..n-1 when the caller gives none: row numbers in string order.
 
-    >>> default_key(11).tolist()[:3], int(default_key(11)[10])
-    ([0, 2, 3], 1)
+    >>> default_key(11).tolist()[:3], int(default_key(11)[10])   # "10" sorts between "1" and "2"
+    ([0, 1, 3], 2)
     """
     return id_order([str(i) for i in range(n)])
 

@@ -23,7 +23,7 @@ def build_examples(source: Source, num_negatives: int, short_rows: str = "drop",
     """Negatives rows -> training columns of texts.
 
     >>> cols, stats = build_examples(Source("tiny", "neg.jsonl"), 1)    # doctest: +SKIP
-    >>> list(cols)
+    >>> list(cols)    # doctest: +SKIP
     ['anchor', 'positive', 'negative_1']
     """
     data = load_data(source.data, source.split)

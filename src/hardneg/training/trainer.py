@@ -73,6 +73,7 @@ def _precision(name: str) -> str:
 def column_settings(config: TrainConfig) -> tuple[dict[str, str], dict[str, str]]:
     """(prompts, router_mapping) per column: the query prefix/length for ``anchor``, passage for the rest.
 
+    >>> from hardneg.training.config import Source
     >>> column_settings(TrainConfig("m", (Source("d", "n"),), "o", num_negatives=1, query_prefix="q: "))
     ({'anchor': 'q: '}, {'anchor': 'query', 'positive': 'document', 'negative_1': 'document'})
     """
