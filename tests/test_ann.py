@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from fakes import RowEncoder
 from hardneg.search.ann import AnnConfig, ann_search, recall_check
 from hardneg.search.rank import merge_topk
 from hardneg.core.errors import HardnegError
@@ -156,13 +157,7 @@ def test_indexes_persist_beside_shards_and_are_reused(tmp_path, backend, caplog)
     p = rng.standard_normal((900, 16)).astype(np.float32)
     q = rng.standard_normal((20, 16)).astype(np.float32)
 
-    class Rows:
-        name, fingerprint = "rows", "rows-v1"
-
-        def encode_passages(self, t):
-            return p[[int(x) for x in t]]
-
-    ss = encode_sharded(Rows(), [str(i) for i in range(900)], tmp_path / "s", shard_size=300, progress=False)
+    ss = encode_sharded(RowEncoder(p, fingerprint="rows-v1"), [str(i) for i in range(900)], tmp_path / "s", shard_size=300, progress=False)
     first = ann_search(q, ss, 10, AnnConfig(backend))
     saved = sorted((tmp_path / "s").glob(f"index-{backend}-*/shard-*.faiss"))
     assert [f.name for f in saved] == ["shard-00000.faiss", "shard-00001.faiss", "shard-00002.faiss"]

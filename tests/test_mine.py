@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from fakes import TableTeacher
 from hardneg.mining.candidates import Candidates
 from hardneg.cli.main import main
 from hardneg.data.types import Corpus, RetrievalData
@@ -12,25 +13,8 @@ from hardneg.core.errors import DataError, HardnegError
 from hardneg.data.negatives import read_negatives, write_negatives
 from hardneg.mining.config import MineConfig
 from hardneg.mining.mine import mine
-from hardneg.search.rank import id_order, rank
 
 IDS = [f"d{i}" for i in range(10)]
-
-
-class FakeTeacher:
-    """Scores from a fixed (Q, N) table; ranks with search.rank; records each requested depth."""
-
-    def __init__(self, qids, table, name="fake"):
-        self.name, self.fingerprint = name, name + "-fp"
-        self.table = {q: np.asarray(r, np.float32) for q, r in zip(qids, table)}
-        self.depths = []
-
-    def candidates(self, data, qids, depth):
-        self.depths.append(depth)
-        s = np.stack([self.table[q] for q in qids])
-        idx = rank(s, id_order(data.corpus.ids), depth)
-        pos = {q: {d: float(self.table[q][data.corpus.index[d]]) for d in data.relevant(q)} for q in qids}
-        return Candidates(self.name, self.fingerprint, list(qids), idx, np.take_along_axis(s, idx, 1), pos)
 
 
 def make_data(qrels=None):
@@ -45,7 +29,7 @@ TABLE = [[0.9, 0.7, 0.95, 0.68, 0.66, 0.2, 0.1, 0.05, 0.0, 0.67],
 
 
 def teacher():
-    return FakeTeacher(["qa", "qb"], TABLE)
+    return TableTeacher(["qa", "qb"], TABLE)
 
 
 def test_rows_per_query_positive_with_min_threshold_and_graded_zero():
@@ -108,7 +92,7 @@ def test_deepen_with_precomputed_candidates_keeps_short_rows(caplog):
 
 
 def test_neg_minus_pos_uses_each_negatives_own_teacher():
-    other = FakeTeacher(["qa", "qb"], [[10 * x for x in row] for row in TABLE], name="x10")
+    other = TableTeacher(["qa", "qb"], [[10 * x for x in row] for row in TABLE], name="x10")
     res = mine(make_data(), [teacher(), other], MineConfig(num_negatives=2, ensemble="intra-nodedup"))
     # qa/d0: fake picks d4 (0.66 - 0.9), x10 picks d4 (6.6 - 9.0)
     assert res.rows[0].neg_teachers == ["fake", "x10"]

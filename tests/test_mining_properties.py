@@ -3,7 +3,7 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from hardneg.mining.candidates import Candidates
+from fakes import TableTeacher
 from hardneg.data.types import Corpus, RetrievalData
 from hardneg.mining.config import MineConfig
 from hardneg.mining.mine import mine
@@ -11,16 +11,8 @@ from hardneg.mining.filters import aggregate_positive
 from hardneg.search.rank import id_order, rank
 
 
-class TableTeacher:
-    def __init__(self, table):
-        self.name, self.fingerprint, self.table = "t", "t-fp", table
-
-    def candidates(self, data, qids, depth):
-        rows = [int(q[1:]) for q in qids]
-        s = self.table[rows]
-        idx = rank(s, id_order(data.corpus.ids), depth)
-        pos = {q: {d: float(self.table[int(q[1:]), data.corpus.index[d]]) for d in data.relevant(q)} for q in qids}
-        return Candidates("t", "t-fp", list(qids), idx, np.take_along_axis(s, idx, 1), pos)
+def teacher(table):
+    return TableTeacher([f"q{i}" for i in range(len(table))], table, name="t")
 
 
 @st.composite
@@ -58,7 +50,7 @@ def _rule_holds(cfg, s, p, rank_among_nonpos):
 @given(problems())
 def test_mining_invariants(problem):
     data, table, cfg = problem
-    res = mine(data, [TableTeacher(table)], cfg)
+    res = mine(data, [teacher(table)], cfg)
     index = data.corpus.index
     for row in res.rows:
         known = data.relevant(row.qid)[:1] if cfg.anchor_only else data.relevant(row.qid)
@@ -76,7 +68,7 @@ def test_mining_invariants(problem):
             assert _rule_holds(cfg, s, p, nonpos.index(d)), (d, s, p)
         if cfg.select == "top":
             assert row.neg_scores == sorted(row.neg_scores, reverse=True)
-    again = mine(data, [TableTeacher(table)], cfg)
+    again = mine(data, [teacher(table)], cfg)
     assert again.rows == res.rows                                     # deterministic per seed
 
 
@@ -84,8 +76,8 @@ def test_mining_invariants(problem):
 @given(problems())
 def test_rows_do_not_depend_on_other_queries(problem):
     data, table, cfg = problem
-    full = {(r.qid, r.pos_id): r for r in mine(data, [TableTeacher(table)], cfg).rows}
+    full = {(r.qid, r.pos_id): r for r in mine(data, [teacher(table)], cfg).rows}
     first = next(iter(data.qrels))
     alone = RetrievalData(data.corpus, data.queries, {first: data.qrels[first]}, "train")
-    for r in mine(alone, [TableTeacher(table)], cfg).rows:
+    for r in mine(alone, [teacher(table)], cfg).rows:
         assert full.get((r.qid, r.pos_id), r) == r

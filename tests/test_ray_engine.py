@@ -7,6 +7,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is a dev dependency: pip install -e .[dev]")
 
+from fakes import RowEncoder  # noqa: E402
 from hardneg.scale.engine import EngineConfig, Workers  # noqa: E402
 from hardneg.search.dispatch import search  # noqa: E402
 from hardneg.search.rank import id_order
@@ -116,13 +117,7 @@ def test_search_ray_equals_local_in_memory_and_sharded(local_ray, tmp_path):
     ex = [{int(rng.integers(300))} for _ in range(len(q))]
     ref_s, ref_i = search(q, p, 20, key=key, exclude=ex)
 
-    class Rows:
-        name, fingerprint = "rows", "rows-v1"
-
-        def encode_passages(self, t):
-            return p[[int(x) for x in t]]
-
-    shards = encode_sharded(Rows(), [str(i) for i in range(300)], tmp_path / "s", shard_size=128, progress=False)
+    shards = encode_sharded(RowEncoder(p, fingerprint="rows-v1"), [str(i) for i in range(300)], tmp_path / "s", shard_size=128, progress=False)
     eng = EngineConfig(name="ray", search_block=1024, cpus_per_worker=CPUS)
     from hardneg.scale import engine
 

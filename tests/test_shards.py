@@ -3,31 +3,13 @@ import json
 import numpy as np
 import pytest
 
+from fakes import RowEncoder
 from hardneg.core.errors import HardnegError
 from hardneg.search.dispatch import search
 from hardneg.search.exact import topk
 from hardneg.search.rank import id_order
 from hardneg.scale.shards import ShardSet, encode_sharded, parse_bytes, shard_path, shard_rows_for_budget
 from hardneg.search.blocks import search_blocks as search_shards
-
-
-class RowEncoder:
-    """Text "i" -> a fixed pseudo-random 8-d vector for row i; counts the texts it encodes."""
-
-    name = "rows"
-
-    def __init__(self, seed=0, fail_after=None):
-        self.fingerprint = f"rows:{seed}"
-        self.table = np.random.default_rng(seed).normal(size=(1000, 8)).astype(np.float32)
-        self.calls, self.fail_after = [], fail_after
-
-    def encode_passages(self, texts):
-        if self.fail_after is not None and len(self.calls) >= self.fail_after:
-            raise KeyboardInterrupt("killed")  # a kill mid-encode
-        self.calls.append(list(texts))
-        return self.table[[int(t) for t in texts]]
-
-    encode_queries = encode_passages
 
 
 TEXTS = [str(i) for i in range(23)]
