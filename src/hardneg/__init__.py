@@ -9,8 +9,10 @@ stay fast::
     model = hn.train(hn.TrainConfig("minilm", (hn.Source("scifact", "neg.jsonl"),), "runs/ft", max_steps=20))
     print(hn.evaluate(hn.load_encoder(str(model)), hn.load_data("scifact", "test")).metrics["ndcg@10"])
 
-Packages, data flowing one way: ``core`` -> ``data`` / ``encode`` / ``search`` -> ``scale`` ->
-``mining`` -> ``training`` / ``evaluation`` -> ``analysis`` -> ``report`` -> ``experiment`` -> ``cli``
+Packages, data flowing one way: ``core`` under everything; ``data``, ``encode``, ``search`` on core;
+``scale`` on encode + search; ``mining`` on data (its ``teachers`` also on encode, search, scale);
+``training`` on data + encode (never mining: the negatives file in ``data`` is the contract);
+``evaluation`` on encode + search; ``analysis`` -> ``report``; ``experiment`` wires them; ``cli`` on top
 (the rules are in ``docs/architecture.md`` and enforced by ``tests/test_layers.py``).
 """
 

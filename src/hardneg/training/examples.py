@@ -11,11 +11,12 @@ import numpy as np
 from hardneg.core.errors import DataError
 from hardneg.core.files import sha256_file
 
-log = logging.getLogger(__name__)
-from hardneg.data.load import load_data
 from hardneg.data.export import ntuple_columns
+from hardneg.data.load import load_data
 from hardneg.data.negatives import check_ids, read_negatives
 from hardneg.training.config import Source, TrainConfig
+
+log = logging.getLogger(__name__)
 
 
 def build_examples(source: Source, num_negatives: int, short_rows: str = "drop",
