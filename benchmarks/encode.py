@@ -41,8 +41,8 @@ def subset(data, limit: int | None):
 
 
 def ndcg10(data, qids, q_emb, p_emb, ids) -> float:
-    from hardneg.evaluation.run import run_from_topk
     from hardneg.evaluation.metrics import score_run
+    from hardneg.evaluation.run import run_from_topk
     from hardneg.search.exact import topk
     from hardneg.search.rank import id_order
 
@@ -119,10 +119,10 @@ def main(argv=None) -> int:
     ap.add_argument("--output", help="also write the rows as JSON here (+ .meta.json)")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from hardneg.data.beir import load_beir
-    from hardneg.encode.base import n_cores
     from hardneg.core.files import write_json
     from hardneg.core.provenance import write_meta
+    from hardneg.data.beir import load_beir
+    from hardneg.encode.base import n_cores
     from hardneg.evaluation.metrics import judged_queries
 
     data = load_beir(args.data, args.split)

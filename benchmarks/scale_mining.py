@@ -131,10 +131,10 @@ def worker(args) -> dict:
     q = np.load(work / "queries.npy")
     if args.worker in PEERS:
         return worker_peer(args, q)
-    from hardneg.search.dispatch import search
-    from hardneg.scale.shards import ShardSet
-
     import torch  # noqa: F401 - imported before the baseline and the timer, as the peer's is
+
+    from hardneg.scale.shards import ShardSet
+    from hardneg.search.dispatch import search
     if args.worker != "exact":
         import faiss  # noqa: F401
     ss = ShardSet.open(work / "corpus")

@@ -29,8 +29,11 @@ log = logging.getLogger("train_vs_st")
 
 def plain_st_step_time(args, dataset) -> float:
     """A sentence-transformers-only training run; returns seconds per optimizer step."""
-    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
-                                       SentenceTransformerTrainingArguments)
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 

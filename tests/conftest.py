@@ -56,7 +56,8 @@ def build_tiny_bert(path: Path, seed: int = 0) -> Path:
     """Save a randomly initialised 2-layer BERT as a sentence-transformers model (mean pooling)."""
     import torch
     from sentence_transformers import SentenceTransformer, models
-    from tokenizers import Tokenizer, models as tmodels, pre_tokenizers
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers import models as tmodels
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     torch.manual_seed(seed)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from hardneg.experiment.grid import plan_cells, run_ablation
-from hardneg.experiment.config import AblationConfig, TrainSettings, load_config, method_settings
-from hardneg.experiment.stages import Stages, subset_queries
 from hardneg.cli.main import main
 from hardneg.core.errors import DataError, HardnegError
+from hardneg.experiment.config import AblationConfig, TrainSettings, load_config, method_settings
+from hardneg.experiment.grid import plan_cells, run_ablation
+from hardneg.experiment.stages import Stages, subset_queries
 
 
 def test_method_settings():

@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
-
 from fakes import RowEncoder
-from hardneg.search.ann import AnnConfig, ann_search, recall_check
-from hardneg.search.rank import merge_topk
+
 from hardneg.core.errors import HardnegError
+from hardneg.search.ann import AnnConfig, ann_search, recall_check
 from hardneg.search.dispatch import search
 from hardneg.search.exact import topk
-from hardneg.search.rank import id_order
+from hardneg.search.rank import id_order, merge_topk
 
 
 def _unit(rng, n, d):

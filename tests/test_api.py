@@ -50,9 +50,9 @@ def test_readme_pipeline_runs(tiny_beir, tiny_model, tmp_path, monkeypatch):
 def test_old_module_paths_warn_and_still_work():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        from hardneg.teachers import load_teacher  # noqa: F401
-        from hardneg.shards import search_shards
         from hardneg.io import atomic_open  # noqa: F401
+        from hardneg.shards import search_shards
+        from hardneg.teachers import load_teacher  # noqa: F401
     assert any(issubclass(w.category, DeprecationWarning) and "hardneg.teachers" in str(w.message) for w in caught)
     from hardneg.search.blocks import search_blocks
 

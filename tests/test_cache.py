@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 
 from hardneg.core import fingerprint as fingerprint_mod
 from hardneg.core import paths as paths_mod
@@ -13,7 +14,6 @@ from hardneg.encode import cache as cache_mod
 from hardneg.encode.base import BatchEncoder
 from hardneg.encode.cache import encode_cached
 from hardneg.encode.load import load_encoder
-from conftest import SHARED_DATA
 
 
 class CountingEncoder(BatchEncoder):

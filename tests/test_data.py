@@ -9,10 +9,10 @@ import pytest
 from conftest import SHARED_DATA, TINY_CORPUS, TINY_QRELS, TINY_QUERIES, write_beir
 
 from hardneg import cli
+from hardneg.core.errors import DataError, HardnegError
 from hardneg.data import download
 from hardneg.data.beir import load_beir
 from hardneg.data.load import load_data, resolve_data
-from hardneg.core.errors import DataError, HardnegError
 from hardneg.data.tables import text_id
 
 

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from hardneg.training.decoder import LoraSettings, add_lora, build_decoder_embedder, has_lora, is_decoder, merge_lora, save_adapter_only
+from hardneg.training.decoder import (
+    LoraSettings,
+    add_lora,
+    build_decoder_embedder,
+    has_lora,
+    is_decoder,
+    merge_lora,
+    save_adapter_only,
+)
 
 WORDS = ["what", "is", "a", "cat", "dog", "moon", "sun", "star", "the", "orbits", "earth", "instruct", ":"]
 
@@ -16,7 +24,8 @@ WORDS = ["what", "is", "a", "cat", "dog", "moon", "sun", "star", "the", "orbits"
 def build_tiny_decoder(path: Path, family: str = "llama", seed: int = 0) -> Path:
     """Save a randomly initialised 2-layer causal LM (hidden 32) + a word-level tokenizer with BOS."""
     import transformers
-    from tokenizers import Tokenizer, models as tmodels, pre_tokenizers
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers import models as tmodels
     from tokenizers.processors import TemplateProcessing
     from transformers import PreTrainedTokenizerFast
 

@@ -12,9 +12,9 @@ import pytest
 from conftest import write_beir
 
 from hardneg import cli
+from hardneg.core.errors import HardnegError
 from hardneg.data.beir import load_beir
 from hardneg.data.download import download_beir
-from hardneg.core.errors import HardnegError
 
 
 def _make_zip(tmp_path: Path, name: str = "tinyset") -> bytes:
@@ -178,8 +178,8 @@ def test_flat_zip_and_multi_set_zip(tmp_path):
         server.close()
     assert (flat / "corpus.jsonl").is_file()
     assert sorted(p.parent.name for p in multi.glob("*/corpus.jsonl")) == ["a", "b"]
-    from hardneg.data.load import load_data
     from hardneg.core.errors import DataError
+    from hardneg.data.load import load_data
 
     with pytest.raises(DataError, match="several BEIR sets"):
         load_data(multi)

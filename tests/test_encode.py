@@ -8,14 +8,14 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import TINY_CORPUS, TINY_QUERIES
 
-from hardneg.encode import base as encode
+from hardneg.core.errors import HardnegError
 from hardneg.core.fingerprint import weights_fingerprint
+from hardneg.encode import base as encode
 from hardneg.encode.base import BatchEncoder, pool
 from hardneg.encode.load import load_encoder
 from hardneg.encode.models import resolve_model
-from hardneg.core.errors import HardnegError
-from conftest import TINY_CORPUS, TINY_QUERIES
 
 TEXTS = [f"{d['title']} {d['text']}".strip() for d in TINY_CORPUS]
 

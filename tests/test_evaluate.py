@@ -7,13 +7,13 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import TINY_CORPUS, TINY_QRELS, TINY_QUERIES, write_beir
+
 from hardneg.cli.main import main
-from hardneg.data.beir import load_beir
 from hardneg.core.errors import HardnegError
-from hardneg.evaluation.run import EvalResult, evaluate, run_from_topk
+from hardneg.data.beir import load_beir
 from hardneg.evaluation.metrics import DEFAULT_METRICS
+from hardneg.evaluation.run import EvalResult, evaluate, run_from_topk
 
 L2 = math.log2
 

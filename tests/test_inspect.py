@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from hardneg.cli.main import main
 from hardneg.analysis.negatives import false_negatives, histograms, inspect_rows, score_values
+from hardneg.cli.main import main
 from hardneg.core.summary import summarize
 from hardneg.data.negatives import read_negatives
 

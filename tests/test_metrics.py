@@ -10,10 +10,18 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hardneg.core.errors import HardnegError
-from hardneg.evaluation.metrics import DEFAULT_METRICS, drop_identical_ids, judged_queries, mrr_at_k, parse_metric, score_run
+from hardneg.evaluation.metrics import (
+    DEFAULT_METRICS,
+    drop_identical_ids,
+    judged_queries,
+    mrr_at_k,
+    parse_metric,
+    score_run,
+)
 
 L2 = math.log2
 

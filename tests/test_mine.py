@@ -4,13 +4,13 @@ import json
 
 import numpy as np
 import pytest
-
 from fakes import TableTeacher
-from hardneg.mining.candidates import Candidates
+
 from hardneg.cli.main import main
-from hardneg.data.types import Corpus, RetrievalData
 from hardneg.core.errors import DataError, HardnegError
 from hardneg.data.negatives import read_negatives, write_negatives
+from hardneg.data.types import Corpus, RetrievalData
+from hardneg.mining.candidates import Candidates
 from hardneg.mining.config import MineConfig
 from hardneg.mining.mine import mine
 

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from hardneg.mining.candidates import Candidates
 from hardneg.data.types import Corpus, RetrievalData
+from hardneg.mining.candidates import Candidates
 from hardneg.mining.config import MineConfig
-from hardneg.mining.mine import mine
 from hardneg.mining.ensemble import Queue, combine, cross_sample, intra
+from hardneg.mining.mine import mine
 from hardneg.mining.select import row_rng
 
 A = Queue(np.array([1, 2, 3, 4]), np.array([0.9, 0.8, 0.7, 0.6]))

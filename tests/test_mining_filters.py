@@ -3,8 +3,20 @@
 import numpy as np
 import pytest
 
-from hardneg.mining.filters import (absolute, aggregate_positive, floor, margin_pos, method_mask, mining_chain,
-                                    naive, not_padding, not_positive, perc_pos, run_chain, shifted)
+from hardneg.mining.filters import (
+    absolute,
+    aggregate_positive,
+    floor,
+    margin_pos,
+    method_mask,
+    mining_chain,
+    naive,
+    not_padding,
+    not_positive,
+    perc_pos,
+    run_chain,
+    shifted,
+)
 
 S = np.array([[0.90, 0.80, 0.76, 0.70, 0.50],
               [0.95, 0.60, 0.40, -np.inf, -np.inf]])

@@ -1,13 +1,14 @@
 """Property tests (hypothesis): mining invariants on random score tables of every scale."""
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
-
 from fakes import TableTeacher
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from hardneg.data.types import Corpus, RetrievalData
 from hardneg.mining.config import MineConfig
-from hardneg.mining.mine import mine
 from hardneg.mining.filters import aggregate_positive
+from hardneg.mining.mine import mine
 from hardneg.search.rank import id_order, rank
 
 

@@ -8,12 +8,11 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is a dev dependency: pip install -e .[dev]")
 
 from fakes import RowEncoder  # noqa: E402
+
+from hardneg.encode.base import n_cores  # noqa: E402
 from hardneg.scale.engine import EngineConfig, Workers  # noqa: E402
 from hardneg.search.dispatch import search  # noqa: E402
 from hardneg.search.rank import id_order
-
-
-from hardneg.encode.base import n_cores  # noqa: E402
 
 # Workers run the local process's kernels only with its thread count (see hardneg.engine): each
 # actor/task gets all cores' worth of threads, and the local instance declares room for two actors.
@@ -167,6 +166,7 @@ def test_real_data_mining_identical_local_and_ray(local_ray, tmp_path):
     import json
 
     from conftest import SHARED_DATA
+
     from hardneg.cli.main import main
 
     src = SHARED_DATA / "scifact"

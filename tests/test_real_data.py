@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import SHARED_DATA
+
 from hardneg.cli.main import main
 
 SCIFACT = SHARED_DATA / "scifact"

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from hardneg.report.markdown import write_report
-from hardneg.report.tables import method_table, summarize, teacher_table
 from hardneg.analysis.negatives import false_negative_rate
 from hardneg.analysis.significance import mean_per_query, mean_std, metric_key, paired_bootstrap
+from hardneg.report.markdown import write_report
+from hardneg.report.tables import method_table, summarize, teacher_table
 
 
 def _scores(n=50, seed=0):

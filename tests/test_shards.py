@@ -2,15 +2,14 @@ import json
 
 import numpy as np
 import pytest
-
 from fakes import RowEncoder
+
 from hardneg.core.errors import HardnegError
+from hardneg.scale.shards import ShardSet, encode_sharded, parse_bytes, shard_path, shard_rows_for_budget
+from hardneg.search.blocks import search_blocks as search_shards
 from hardneg.search.dispatch import search
 from hardneg.search.exact import topk
 from hardneg.search.rank import id_order
-from hardneg.scale.shards import ShardSet, encode_sharded, parse_bytes, shard_path, shard_rows_for_budget
-from hardneg.search.blocks import search_blocks as search_shards
-
 
 TEXTS = [str(i) for i in range(23)]
 

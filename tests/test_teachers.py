@@ -8,17 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hardneg.mining.candidates import Teacher
+from hardneg.core.errors import HardnegError
 from hardneg.data.beir import load_beir
 from hardneg.data.types import Corpus, RetrievalData
-from hardneg.core.errors import HardnegError
-from hardneg.search.rank import id_order
+from hardneg.mining.candidates import Teacher
 from hardneg.mining.teachers.bm25 import BM25Teacher
 from hardneg.mining.teachers.dense import DenseTeacher
 from hardneg.mining.teachers.load import load_teacher
 from hardneg.mining.teachers.pool_cache import PoolCache
 from hardneg.mining.teachers.rescored import RescoredTeacher
 from hardneg.mining.teachers.uniform import RandomTeacher
+from hardneg.search.rank import id_order
 
 
 class CountingEncoder:
@@ -214,6 +214,7 @@ def test_load_teacher_specs(tiny_model, data, tmp_path):
 def test_bm25_teacher_scifact_matches_beir_setting(tmp_path):
     """resources.md: bm25s (k1 0.9, b 0.4, stemmer + stopwords) scores NDCG@10 0.6762 on SciFact test."""
     from conftest import SHARED_DATA
+
     from hardneg.evaluation.metrics import score_run
 
     if not (SHARED_DATA / "scifact").is_dir():

@@ -77,8 +77,8 @@ def _overrides(args) -> dict:
 def run(args) -> int:
     from pathlib import Path
 
-    from hardneg.experiment.config import load_config
     from hardneg.core.errors import HardnegError
+    from hardneg.experiment.config import load_config
 
     out = Path(args.output)
     if args.report_only:

@@ -47,9 +47,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from hardneg.data.load import load_data
     from hardneg.core.errors import HardnegError
     from hardneg.data.export import export_negatives
+    from hardneg.data.load import load_data
 
     if args.num_negatives is not None and args.num_negatives < 1:
         raise HardnegError("--num-negatives must be >= 1")

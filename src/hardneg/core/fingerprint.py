@@ -17,7 +17,6 @@ from hardneg.core.errors import HardnegError
 from hardneg.core.files import read_json, sha256_file, write_json
 from hardneg.core.paths import cache_root
 
-
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".onnx", ".pt", ".pth", ".model"}
 
 SKIP_FILES = {"training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json",

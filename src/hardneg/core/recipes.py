@@ -8,10 +8,11 @@ Asking one command for the other's recipe is an error that names the right comma
 from __future__ import annotations
 
 import re
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from hardneg.core.errors import DataError, HardnegError
 

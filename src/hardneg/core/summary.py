@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 QUANTILES = (5, 25, 50, 75, 95)
 
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 from typing import Iterator
-
-import logging
 
 from hardneg.core.errors import DataError
 from hardneg.data.types import Corpus, RetrievalData

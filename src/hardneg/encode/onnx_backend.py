@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hardneg.core.paths import cache_root
-from hardneg.core.fingerprint import weights_fingerprint
-from hardneg.encode.base import BatchEncoder, l2_normalize, n_cores, pool
-from hardneg.encode.models import read_st_config, settings_fingerprint
 from hardneg.core.errors import HardnegError
 from hardneg.core.files import atomic_path
+from hardneg.core.fingerprint import weights_fingerprint
+from hardneg.core.paths import cache_root
+from hardneg.encode.base import BatchEncoder, l2_normalize, n_cores, pool
+from hardneg.encode.models import read_st_config, settings_fingerprint
 from hardneg.encode.torch_backend import default_max_length, load_tokenizer
 
 log = logging.getLogger(__name__)

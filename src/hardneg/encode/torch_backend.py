@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hardneg.core.errors import HardnegError
 from hardneg.core.fingerprint import weights_fingerprint
 from hardneg.encode.base import BatchEncoder, l2_normalize, pool
 from hardneg.encode.models import read_st_config, settings_fingerprint
-from hardneg.core.errors import HardnegError
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hardneg.experiment.config import AblationConfig, method_settings
 from hardneg.core.files import read_json, write_json
 from hardneg.core.provenance import write_meta
+from hardneg.experiment.config import AblationConfig, method_settings
 
 log = logging.getLogger(__name__)
 

@@ -142,8 +142,7 @@ class Stages:
     def pairs_only(self, cell_id: str) -> Path:
         """A negatives file with no negatives (one row per training pair): in-batch-only training."""
         from hardneg.core.files import atomic_open
-        from hardneg.data.negatives import NegRow
-        from hardneg.data.negatives import row_json
+        from hardneg.data.negatives import NegRow, row_json
 
         path = self.work / cell_id / "pairs.jsonl"
         data = self.train_data

@@ -19,9 +19,9 @@ from hardneg.data.negatives import NegRow
 from hardneg.mining.candidates import Candidates, Teacher
 from hardneg.mining.config import MineConfig
 from hardneg.mining.ensemble import Queue, combine
+from hardneg.mining.filters import aggregate_positive, mining_chain
 from hardneg.mining.judges import AgreementJudge, Judge
 from hardneg.mining.judging import apply_judge
-from hardneg.mining.filters import aggregate_positive, mining_chain
 from hardneg.mining.select import row_rng, selection_order
 from hardneg.mining.stats import build_stats
 

@@ -13,9 +13,6 @@ import numpy as np
 from hardneg.core.summary import summarize
 
 
-
-
-
 def build_stats(rows: list, diffs: list[list[float]], query_outs: Iterable, config, shortfall: dict,
                 n_queries: int) -> tuple[dict, dict[str, np.ndarray]]:
     """Stats dict (JSON-ready) and raw value arrays from the emitted rows and per-query counts.

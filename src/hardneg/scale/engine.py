@@ -31,11 +31,18 @@ import numpy as np
 
 from hardneg.core.errors import HardnegError
 from hardneg.core.files import read_json, sha256_texts
+from hardneg.core.options import opt
 from hardneg.core.paths import cache_root
 from hardneg.encode.base import encoder_dim
-from hardneg.core.options import opt
-from hardneg.scale.shards import (DTYPES, MANIFEST, ShardSet, encode_sharded, parse_bytes, plan_shards,
-                                  shard_rows_for_budget)
+from hardneg.scale.shards import (
+    DTYPES,
+    MANIFEST,
+    ShardSet,
+    encode_sharded,
+    parse_bytes,
+    plan_shards,
+    shard_rows_for_budget,
+)
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 NO_KEY = np.iinfo(np.int64).max  # tie-break key of padding: ranks after every real row
 
 

@@ -10,7 +10,6 @@ import numpy as np
 
 from hardneg.core.errors import DataError
 from hardneg.core.files import sha256_file
-
 from hardneg.data.export import ntuple_columns
 from hardneg.data.load import load_data
 from hardneg.data.negatives import check_ids, read_negatives

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 from hardneg.core.errors import HardnegError
 from hardneg.core.files import write_json
 from hardneg.core.provenance import write_meta
