@@ -66,5 +66,6 @@ def test_inspect_cli_prints_and_plots(neg_file, tiny_beir, tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert json.loads(out.read_text())["false_negatives"]["false_negatives"] == 1
     meta = json.loads((tmp_path / "report.json.meta.json").read_text())
-    assert meta["config"] == {"negatives": str(neg_file), "data": str(tiny_beir), "split": "test", "bins": 40}
+    assert meta["config"] == {"negatives": str(neg_file), "data": str(tiny_beir), "split": "test", "bins": 40,
+                              "audit_sample": 5, "seed": 0}
     assert meta["data_source"] and len(meta["negatives_sha256"]) == 64

@@ -114,6 +114,10 @@ def test_cli_mine_with_two_teachers_and_the_agreement_judge(tiny_beir, tiny_mode
     assert rc == 0 and "judge agreement:" in text and audit_path(out).is_file()
     flagged = {(e["qid"], e["doc_id"]) for e in read_audit(out)}
     assert all((r.qid, d) not in flagged for r in read_negatives(out) for d in r.neg_ids)
+    assert flagged  # the tiny fixture has candidates both teachers rank near the positive
+    assert main(["inspect", str(out), "--data", str(tiny_beir), "--audit-sample", "2"]) == 0
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  [removed")]
+    assert len(shown) == min(2, len(flagged))
     assert main(["mine", "--teacher", "bm25", "--data", str(tiny_beir), "--output", str(tmp_path / "x.jsonl"),
                  "--judge", "cross-encoder"]) == 2
     assert "--judge-model" in capsys.readouterr().err

@@ -33,10 +33,15 @@ class InspectConfig:
     data: str = opt(help="the data it was mined from (BEIR folder or dataset name)")
     split: str = opt("train", "qrels split that judges the negatives")
     bins: int = opt(40, "histogram bins")
+    audit_sample: int = opt(5, "flagged pairs of the judge's audit file (if any) to show with their texts, "
+                            "for a human spot check; 0 = none")
+    seed: int = opt(0, "seed of the audit sample")
 
     def __post_init__(self) -> None:
         if self.bins < 1:
             raise HardnegError("--bins must be >= 1")
+        if self.audit_sample < 0:
+            raise HardnegError("--audit-sample must be >= 0")
 
 
 def score_values(rows) -> dict[str, np.ndarray]:
@@ -178,3 +183,31 @@ def write_inspection(output: str | Path, report: dict, config: InspectConfig, *,
     write_meta(output, config, negatives_sha256=sha256_file(config.negatives), data_source=data.source,
                data_fingerprint=data.fingerprint())
     return Path(output)
+
+
+def audit_sample(audit: list[dict], data, n: int = 5, seed: int = 0, width: int = 160) -> list[str]:
+    """A seeded sample of ``n`` distinct flagged (query, passage) pairs of a judge's audit, as readable
+    lines with the query and passage texts (cut to ``width`` characters), its decision and whether the
+    split's qrels call it relevant.
+
+    >>> from hardneg.data.types import Corpus, RetrievalData
+    >>> d = RetrievalData(Corpus(["p"], ["T"], ["body"]), {"q": "what?"}, {"q": {"p": 1}}, "train")
+    >>> print(audit_sample([{"qid": "q", "doc_id": "p", "decision": "removed", "judge_scores": {"votes": 2.0}}], d)[0])
+    [removed, judged relevant: yes, votes=2] q: what?  |  p: T body
+    """
+    pairs = list(dict.fromkeys((e["qid"], e["doc_id"]) for e in audit))
+    first = {}
+    for e in audit:
+        first.setdefault((e["qid"], e["doc_id"]), e)
+    rng = np.random.default_rng(seed)
+    chosen = [pairs[i] for i in sorted(rng.choice(len(pairs), min(n, len(pairs)), replace=False))] if pairs else []
+    lines = []
+    for q, d in chosen:
+        e = first[(q, d)]
+        rel = data.qrels.get(q, {}).get(d)
+        judged = "yes" if rel is not None and rel > 0 else ("no (grade 0)" if rel is not None else "unjudged")
+        scores = ", ".join(f"{k}={v:g}" for k, v in e.get("judge_scores", {}).items())
+        query, (passage,) = data.queries[q], [data.corpus.passage_texts_at(data.corpus.index[d])]
+        lines.append(f"[{e['decision']}, judged relevant: {judged}, {scores}] {q}: {query[:width]}  |  {d}: {passage[:width]}")
+    return lines
+

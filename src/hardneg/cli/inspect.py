@@ -45,10 +45,11 @@ def _mined_anchor_only(negatives: Path) -> bool | None:
 
 
 def run(args) -> int:
-    from hardneg.analysis.negatives import InspectConfig, format_report, inspect_rows, write_inspection
+    from hardneg.analysis.negatives import (InspectConfig, audit_sample, format_report, inspect_rows,
+                                            write_inspection)
     from hardneg.core.options import config_from_args
     from hardneg.data.load import load_data
-    from hardneg.data.negatives import check_ids, read_negatives
+    from hardneg.data.negatives import audit_path, check_ids, read_audit, read_negatives
     from hardneg.report.plots import plot_negatives as plot_report
 
     config = config_from_args(InspectConfig, args)
@@ -62,6 +63,11 @@ def run(args) -> int:
               "their negatives count as not relevant")
     report = inspect_rows(rows, data.qrels, bins=config.bins)
     print(format_report(report, _mined_anchor_only(negatives)))
+    audit = read_audit(negatives)
+    if audit and config.audit_sample:
+        print(f"judge audit ({len(audit)} flagged entries in {audit_path(negatives).name}); a sample:")
+        for line in audit_sample(audit, data, config.audit_sample, config.seed):
+            print("  " + line)
     if args.plot:
         title = f"{negatives.name} — {Path(str(config.data)).name} {config.split}"
         print(f"wrote {plot_report(report, args.plot, title)}")
