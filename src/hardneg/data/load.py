@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hardneg.core.errors import DataError
-from hardneg.data import download
+from hardneg.data.download import find_or_download
 from hardneg.data.beir import load_beir
 from hardneg.data.tables import load_pairs_jsonl, load_table
 from hardneg.data.types import RetrievalData
@@ -26,7 +26,7 @@ def resolve_data(spec: str | Path) -> Path:
     path = Path(spec).expanduser()
     if path.exists():
         return path
-    return download.find_or_download(str(spec))
+    return find_or_download(str(spec))
 
 
 def load_data(spec: str | Path, split: str = "train") -> RetrievalData:

@@ -2,7 +2,7 @@
 
 ``train(config) -> output dir``. What is ours is small: ids -> texts (query, positive, the first
 ``num_negatives`` mined negatives in mined order), the loss switch (``losses.py``), prefix-masked
-pooling and per-kind max lengths (``pooling.py``), decoders + LoRA (``decoder.py``), provenance.
+pooling and per-kind max lengths (``prompts.py``), decoders + LoRA (``decoder.py``), provenance.
 
 Columns handed to the trainer: ``anchor, positive, negative_1 .. negative_n``. The trainer applies
 ``query_prefix`` to ``anchor`` and ``passage_prefix`` to the others (``prompts``), tokenises
@@ -29,7 +29,8 @@ from hardneg.core.provenance import write_meta
 log = logging.getLogger(__name__)
 from hardneg.core.fingerprint import model_fingerprint
 from hardneg.encode.models import resolve_model
-from hardneg.training import decoder, prompts
+from hardneg.training.decoder import (LoraSettings, add_lora, build_decoder_embedder, has_lora, is_decoder, make_bidirectional, merge_lora, save_adapter_only)
+from hardneg.training.prompts import configure_prefixes, set_max_lengths
 from hardneg.training.config import CHECKPOINTS, META_NAME, TrainConfig
 from hardneg.training.examples import build_dataset
 
@@ -39,21 +40,21 @@ def load_student(config: TrainConfig) -> Any:
     from sentence_transformers import SentenceTransformer
 
     path = resolve_model(config.model)
-    dec = decoder.is_decoder(path)
+    dec = is_decoder(path)
     dtype = "bfloat16" if _precision(config.precision) == "bf16" else None
     try:
         if dec and not (Path(path) / "modules.json").exists():
-            model = decoder.build_decoder_embedder(path, dtype=dtype)
+            model = build_decoder_embedder(path, dtype=dtype)
         else:
             model = SentenceTransformer(path)
             if dec:
-                decoder.make_bidirectional(model[0].auto_model)
+                make_bidirectional(model[0].auto_model)
     except (OSError, ValueError) as e:
         raise HardnegError(f"could not load model {config.model!r} ({path}): {e}") from None
-    prompts.configure_prefixes(model, config.query_prefix, config.passage_prefix, config.exclude_prefix)
-    prompts.set_max_lengths(model, config.query_max_length, config.passage_max_length)
+    configure_prefixes(model, config.query_prefix, config.passage_prefix, config.exclude_prefix)
+    set_max_lengths(model, config.query_max_length, config.passage_max_length)
     if config.lora if config.lora is not None else dec:
-        decoder.add_lora(model, decoder.LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout,
+        add_lora(model, LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout,
                                                      tuple(config.lora_targets), config.lora_merge))
     return model
 
@@ -169,14 +170,14 @@ def _step_of(checkpoint: str | None) -> int:
 
 def _save_final(model: Any, config: TrainConfig, out: Path) -> None:
     """Save into a hidden sibling folder, then move the files into ``out`` (no half-written model)."""
-    lora = decoder.has_lora(model)
+    lora = has_lora(model)
     if lora and config.lora_merge:
-        decoder.merge_lora(model)
+        merge_lora(model)
     tmp = out / ".final.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save(str(tmp))
     if lora and not config.lora_merge:
-        decoder.save_adapter_only(model, str(tmp), resolve_model(config.model))
+        save_adapter_only(model, str(tmp), resolve_model(config.model))
     for item in tmp.iterdir():
         dest = out / item.name
         if dest.is_dir():
@@ -190,7 +191,7 @@ def _trainer_class(model: Any) -> type:
     included) straight into the live model instead of rebuilding a model from the checkpoint."""
     from sentence_transformers import SentenceTransformerTrainer
 
-    if not decoder.has_lora(model):
+    if not has_lora(model):
         return SentenceTransformerTrainer
 
     class LoraTrainer(SentenceTransformerTrainer):
