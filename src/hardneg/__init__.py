@@ -44,7 +44,8 @@ _API = {
     # evaluation
     "evaluate": "hardneg.evaluation.run", "EvalResult": "hardneg.evaluation.run",
     # analysis / experiment
-    "paired_bootstrap": "hardneg.analysis.significance", "inspect_negatives": "hardneg.analysis.negatives",
+    "paired_bootstrap": "hardneg.analysis.significance", "compare": "hardneg.analysis.compare",
+    "inspect_negatives": "hardneg.analysis.negatives",
     "AblationConfig": "hardneg.experiment.config", "load_ablation_config": "hardneg.experiment.config",
     "run_ablation": "hardneg.experiment.grid",
 }

@@ -11,8 +11,10 @@ EPILOG = """examples:
 
 metrics (as MTEB computes them, with pytrec_eval): ndcg@10 (main), ndcg@100, map@100,
 recall@10, recall@100, mrr@10, p@10. A document whose id equals the query id is ignored
-(BEIR/MTEB), unless --keep-identical-ids. --output writes the seven means as JSON plus
-OUTPUT.meta.json (version, model and data fingerprints, split, backend, timings)."""
+(BEIR/MTEB), unless --keep-identical-ids. --output X.json writes the seven means as flat JSON
+{metric: value}, X.per_query.json with every query's value {metric: {qid: value}} (what
+'hardneg compare X.json Y.json' tests for a significant difference) and X.json.meta.json
+(version, model and data fingerprints, split, backend, timings, the per-query file's name)."""
 
 SUMMARY = "evaluate an embedding model on a retrieval split (NDCG@10, MRR@10, ...)"  # the line in `hardneg --help`
 
@@ -27,7 +29,8 @@ def register(subparsers) -> None:
         "the exact top-k by dot product, and score the ranking as MTEB does.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p, EvalConfig, only=("model", "data", "split"))
-    p.add_argument("--output", type=Path, help="write the metric means here as JSON (+ OUTPUT.meta.json)")
+    p.add_argument("--output", type=Path,
+                   help="write the metric means here as JSON (+ its .per_query.json and OUTPUT.meta.json)")
     add_config_args(p, EvalConfig, exclude=("model", "data", "split"))
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from hardneg.core.options import config_from_args
     from hardneg.data.load import load_data
     from hardneg.encode.load import load_encoder
-    from hardneg.evaluation.run import EvalConfig, evaluate, write_eval
+    from hardneg.evaluation.run import EvalConfig, evaluate, per_query_path, write_eval
 
     config = config_from_args(EvalConfig, args)  # validate before any loading
     data = load_data(config.data, config.split)
@@ -64,5 +67,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"time: encode {t['encode_s']:.1f}s, search {t['search_s']:.1f}s, metrics {t['metrics_s']:.2f}s")
     if args.output:
         write_eval(args.output, res, config, data=data, model_fingerprint=getattr(encoder, "fingerprint", None))
-        print(f"wrote {args.output}")
+        print(f"wrote {args.output} (per-query values: {per_query_path(args.output)})")
     return 0

@@ -3,7 +3,7 @@
 The scoring rules (which queries count, ties, identical ids) live in ``hardneg.evaluation.metrics``; this
 module only wires ``encode.encode_cached``, ``search.topk`` and ``metrics.score_run`` together.
 ``EvalConfig`` is one evaluation run's settings (the ``evaluate`` command's flags); ``write_eval``
-writes the metric means and their meta file.
+writes the metric means, the per-query values beside them (``per_query_path``) and their meta file.
 """
 
 from __future__ import annotations
@@ -63,16 +63,33 @@ class EvalConfig:
         return {**kw, "cache_dir": self.cache_dir} if self.cache_dir else kw
 
 
+PER_QUERY_SUFFIX = ".per_query.json"
+
+
+def per_query_path(output: str | Path) -> Path:
+    """Where ``write_eval`` puts the per-query values of ``output`` (a sibling file).
+
+    >>> per_query_path("runs/results.json").as_posix(), per_query_path("res").as_posix()
+    ('runs/results.per_query.json', 'res.per_query.json')
+    """
+    output = Path(output)
+    stem = output.name[:-len(".json")] if output.name.endswith(".json") else output.name
+    return output.with_name(stem + PER_QUERY_SUFFIX)
+
+
 def write_eval(output: str | Path, result: EvalResult, config: EvalConfig, *, data,
                model_fingerprint: str | None = None) -> Path:
-    """Write ``result.metrics`` (means, JSON) to ``output`` and its meta file; returns ``output``."""
+    """Write ``result.metrics`` (means, flat JSON ``{metric: value}``) to ``output``, ``result.per_query``
+    (``{metric: {qid: value}}``) to ``per_query_path(output)`` and the meta file; returns ``output``."""
     from hardneg.core.files import write_json
     from hardneg.core.provenance import write_meta
 
+    per_query = per_query_path(output)
+    write_json(per_query, result.per_query)  # first: a means file never lacks its per-query values
     write_json(output, result.metrics)
     write_meta(output, config, model_fingerprint=model_fingerprint, data_fingerprint=data.fingerprint(),
                data_source=data.source, split=config.split, backend=config.backend, timings=result.timings,
-               n_queries=result.n_queries, n_passages=len(data.corpus))
+               n_queries=result.n_queries, n_passages=len(data.corpus), per_query=per_query.name)
     return Path(output)
 
 
