@@ -14,7 +14,7 @@ import sys
 from hardneg import __version__
 from hardneg.core.errors import HardnegError
 
-COMMANDS = ["data", "evaluate", "mine", "export", "inspect", "train", "ablate", "compare"]
+COMMANDS = ["data", "evaluate", "mine", "export", "inspect", "train", "ablate", "tune", "compare"]
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
