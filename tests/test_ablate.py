@@ -230,3 +230,37 @@ def test_sparse_labels_change_only_trained_cell_ids():
     assert cfg.labels == "sparse" and cfg.data == "nfcorpus" and len(cfg.seeds) >= 3 and cfg.eval_backend == "torch"
     with pytest.raises(HardnegError, match="labels must be one of"):
         load_config("quick", labels="few")
+
+
+def test_sparse_judge_relabel_and_peer_rows(tiny_beir, tiny_model, tmp_path):
+    """+judge / +relabel rows run the agreement judge with BM25 voting and record its held-out quality;
+    the relabel row trains on the flagged passages as extra positives; the peer row is mined by
+    sentence-transformers' own mine_hard_negatives and trained with the mask off (plain MNRL)."""
+    from hardneg.experiment.grid import plan_cells
+
+    cfg = _tiny_config(tiny_beir, tiny_model, tmp_path, labels="sparse", references=("base", "peer"),
+                       methods=("naive+judge", "naive+relabel"), fn_probe_data=None, num_negatives=1,
+                       judge_voters=("bm25",), judge_frac=1.0, peer_relative_margin=0.0)
+    kinds = [(c.kind, c.row) for c in plan_cells(cfg)]
+    assert kinds == [("base", "base"), ("peer", "st-mine relative_margin=0"), ("method", "naive+judge"),
+                     ("method", "naive+relabel")]
+    res = run_ablation(cfg, tmp_path / "run", progress=False, plots=False)
+    cells = {c["row"]: c for c in res["cells"]}
+    judged, relabel = cells["naive+judge"], cells["naive+relabel"]
+    assert judged["judge"]["voters"] == ["bm25"] and judged["judge"]["action"] == "remove"
+    assert set(judged["judge"]["held_out"]) >= {"precision", "recall"}  # measured against the hidden d4
+    assert relabel["judge"]["action"] == "relabel" and relabel["judge"]["relabeled"] == relabel["judge"]["flagged"] or \
+        relabel["judge"]["relabeled"] <= relabel["judge"]["flagged"]
+    rows = read_negatives_rows(tmp_path / "run", relabel["id"])
+    extra = sum(len(r.relabeled) for r in rows)
+    assert extra == relabel["judge"]["relabeled"]
+    assert all(not set(r.relabeled) & set(r.neg_ids) for r in rows)
+    full = sum(len(r.neg_ids) >= 1 for r in rows)
+    assert relabel["train"]["data"][0]["relabeled_rows_added"] == sum(len(r.relabeled) for r in rows if r.neg_ids)
+    assert relabel["train"]["examples"] == full + relabel["train"]["data"][0]["relabeled_rows_added"]
+    assert relabel["train"]["positives_mask"]["rows"] > 0  # rows the masked loss saw (no-duplicate batches may skip some)
+    peer = cells["st-mine relative_margin=0"]
+    assert peer["kind"] == "peer" and peer["train"]["positives_mask"] is None and "fn" in peer
+    assert peer["mining"]["stats"]["pairs"] == 3
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "naive+relabel" in report and "mine_hard_negatives" in report

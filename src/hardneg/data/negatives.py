@@ -1,7 +1,9 @@
 """Negatives file: JSONL, one row per (query, positive), written atomically with a provenance file.
 
 Row: ``{"qid", "pos_id", "pos_score", "neg_ids", "neg_scores", "neg_teachers"}``; scores are the
-teachers' own, rounded to 6 decimals. Nothing run-dependent (time, paths) goes into the JSONL, so
+teachers' own, rounded to 6 decimals. Optional ``"relabeled"``: passages the false-negative judge
+turned into extra positives of the query (``--false-negatives relabel``); written only when non-empty,
+so files without a relabelling judge are unchanged. Nothing run-dependent (time, paths) goes into the JSONL, so
 the same data, teachers, config and seed give a byte-identical file; timings live in the meta.
 
 This is the contract between mining (which writes it) and training, export, diagnostics and
@@ -11,7 +13,7 @@ the ablation (which read it), so it lives with the data formats, not inside mini
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hardneg.core.errors import DataError
@@ -32,6 +34,7 @@ class NegRow:
     neg_ids: list[str]
     neg_scores: list[float]
     neg_teachers: list[str]
+    relabeled: list[str] = field(default_factory=list)  # judge-found extra positives of the query
 
 
 def _r6(x: float | None) -> float | None:
@@ -43,6 +46,8 @@ def row_json(row) -> str:
     obj = {"qid": row.qid, "pos_id": row.pos_id, "pos_score": _r6(row.pos_score),
            "neg_ids": list(row.neg_ids), "neg_scores": [_r6(s) for s in row.neg_scores],
            "neg_teachers": list(row.neg_teachers)}
+    if getattr(row, "relabeled", None):
+        obj["relabeled"] = list(row.relabeled)
     return json.dumps(obj, ensure_ascii=False, allow_nan=False)
 
 
@@ -89,6 +94,12 @@ def _check_row(path: Path, lineno: int, obj: dict) -> None:
         raise DataError(path, lineno, "pos_score must be a number or null")
     if obj["pos_id"] in obj["neg_ids"]:
         raise DataError(path, lineno, f"positive {obj['pos_id']!r} is also listed as a negative")
+    extra = obj.get("relabeled", [])
+    if not isinstance(extra, list) or not all(isinstance(d, str) for d in extra):
+        raise DataError(path, lineno, "'relabeled' must be a list of document ids")
+    clash = set(extra) & set(obj["neg_ids"])
+    if clash:
+        raise DataError(path, lineno, f"relabeled positive {sorted(clash)[0]!r} is also listed as a negative")
 
 
 def read_audit(path: str | Path) -> list[dict]:
@@ -106,7 +117,8 @@ def read_negatives(path: str | Path) -> list:
     for lineno, obj in iter_jsonl(path):
         _check_row(path, lineno, obj)
         rows.append(NegRow(obj["qid"], obj["pos_id"], obj["pos_score"], [str(d) for d in obj["neg_ids"]],
-                           [float(s) for s in obj["neg_scores"]], [str(t) for t in obj["neg_teachers"]]))
+                           [float(s) for s in obj["neg_scores"]], [str(t) for t in obj["neg_teachers"]],
+                           list(obj.get("relabeled", []))))
     return rows
 
 
@@ -120,7 +132,7 @@ def check_ids(rows, data, path: str | Path = "<negatives>") -> None:
         if r.qid not in data.queries:
             raise DataError(path, i, f"query {r.qid!r} is not in the queries of {data.source or 'the data'}",
                             "use the --data (and split) the file was mined from")
-        for d in [r.pos_id, *r.neg_ids]:
+        for d in [r.pos_id, *r.neg_ids, *getattr(r, "relabeled", [])]:
             if d not in index:
                 raise DataError(path, i, f"document {d!r} is not in the corpus of {data.source or 'the data'}",
                                 "use the --data (and split) the file was mined from")

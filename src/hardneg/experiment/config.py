@@ -8,7 +8,9 @@ built-in recipe in ``hardneg/recipes/ablation-<name>.toml``)::
     student = "minilm"
     teachers = ["minilm"]         # "bm25", "random" or any model spec
     methods = ["naive", "percpos:0.95"]   # naive | shifted:N | abs:T | marginpos:M | percpos:P
-    references = ["base"]         # base | random | inbatch
+                                  # + "+judge" (agreement judge, remove) or "+relabel" (judge, relabel)
+    judge_voters = ["bm25"]       # teachers that vote in the judge of "+judge" / "+relabel" rows
+    references = ["base"]         # base | random | inbatch | peer
     seeds = [0]
     [train]                       # TrainSettings
     epochs = 1
@@ -30,7 +32,8 @@ from hardneg.core.recipes import load_recipe_toml
 
 METHOD_PARAM = {"naive": None, "shifted": ("shift", int), "abs": ("max_score", float),
                 "marginpos": ("margin", float), "percpos": ("perc", float)}
-REFERENCES = ("base", "random", "inbatch")
+REFERENCES = ("base", "random", "inbatch", "peer")  # peer: sentence-transformers' mine_hard_negatives + MNRL
+VARIANTS = {"judge": "remove", "relabel": "relabel"}  # "percpos:0.95+judge": the method, then the judge's action
 LABELS = ("full", "sparse")  # sparse: one known positive per training query, the others held out
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -56,6 +59,20 @@ def method_settings(spec: str) -> dict[str, Any]:
         return {"method": name, param[0]: param[1](value)}
     except ValueError:
         raise HardnegError(f"method {spec!r}: {value!r} is not a valid {param[1].__name__}") from None
+
+
+def split_variant(spec: str) -> tuple[str, str | None]:
+    """``"percpos:0.95+relabel"`` -> ``("percpos:0.95", "relabel")``; no suffix -> ``(spec, None)``.
+
+    >>> split_variant("percpos:0.95+judge"), split_variant("naive")
+    (('percpos:0.95', 'judge'), ('naive', None))
+    """
+    method, plus, variant = spec.partition("+")
+    if plus and variant not in VARIANTS:
+        raise HardnegError(f"unknown method variant {variant!r} in {spec!r}; use one of "
+                           + ", ".join(f"+{v}" for v in VARIANTS))
+    method_settings(method)
+    return method, (variant or None)
 
 
 @dataclass(frozen=True)
@@ -95,6 +112,10 @@ class AblationConfig:
     train: TrainSettings = field(default_factory=TrainSettings)
     eval_backend: str = "torch"
     eval_max_length: int | None = None  # None: the student's own max length
+    judge_voters: tuple[str, ...] = ("bm25",)  # teachers that only vote in a "+judge" / "+relabel" row's judge
+    judge_min_votes: int = 1
+    judge_frac: float = 0.95
+    peer_relative_margin: float = 0.05  # the peer row: sentence-transformers' mine_hard_negatives(relative_margin=)
     fn_probe_data: str | None = None
     fn_probe_split: str = "test"
     labels: str = "full"  # "sparse": miner and trainer see one positive per query (see stages.sparse_labels)
@@ -103,10 +124,13 @@ class AblationConfig:
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("teachers", "methods", "references", "seeds"):
+        for name in ("teachers", "methods", "references", "seeds", "judge_voters"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         for m in self.methods:
-            method_settings(m)
+            split_variant(m)
+        if any(split_variant(m)[1] for m in self.methods) and self.judge_min_votes > 1 + len(self.judge_voters):
+            raise HardnegError(f"judge_min_votes ({self.judge_min_votes}) exceeds the teacher plus its "
+                               f"{len(self.judge_voters)} judge_voters")
         bad = [r for r in self.references if r not in REFERENCES]
         if bad:
             raise HardnegError(f"unknown reference rows {bad}; choose from {', '.join(REFERENCES)}")
@@ -149,6 +173,14 @@ class AblationConfig:
                 f"in-batch negatives {'on' if t.in_batch_negatives else 'off'}",
                 f"- evaluation backend {self.eval_backend}, max length {self.eval_max_length or 'model default'}",
                 *([probe] if self.fn_probe_data else []),
+                *([f"- `+judge` / `+relabel` rows: the agreement judge (teacher + voters "
+                   f"{', '.join(f'`{v}`' for v in self.judge_voters)}; flagged when ≥ {self.judge_min_votes} score a "
+                   f"candidate at or above {self.judge_frac:g} of their positive's score) removes / relabels what it flags"]
+                  if any(split_variant(m)[1] for m in self.methods) else []),
+                *([f"- peer row: sentence-transformers `mine_hard_negatives(relative_margin={self.peer_relative_margin:g}, "
+                   f"num_negatives={self.num_negatives}, sampling_strategy='top', output_format='n-tuple')` at its "
+                   "default range_max, trained by plain `MultipleNegativesRankingLoss` at the same settings"]
+                  if "peer" in self.references else []),
                 *(["- sparse labels: miner and trainer see only each training query's best-graded positive; the "
                    "others are held out and judge the mined negatives (false-negative table)"]
                   if self.labels == "sparse" else [])]

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from hardneg.core.files import read_json, write_json
 from hardneg.core.provenance import write_meta
-from hardneg.experiment.config import AblationConfig, method_settings
+from hardneg.experiment.config import VARIANTS, AblationConfig, method_settings, split_variant
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ SCORE_SAMPLE = 4000  # teacher scores kept per cell for the histograms
 class Cell:
     """One unit of work. ``spec`` holds every setting that decides the result; ``id`` hashes it."""
 
-    kind: str  # base | random | inbatch | method | fn_probe
+    kind: str  # base | random | inbatch | peer | method | fn_probe
     row: str  # method spec ("percpos:0.95") or the reference name
     teacher: str | None
     seed: int
@@ -52,7 +52,7 @@ class Cell:
 
 
 def plan_cells(cfg: AblationConfig, data_fp: str = "", probe_fp: str = "") -> list[Cell]:
-    """Every cell of the grid, in run order: base, references, methods (teacher-major), probes.
+    """Every cell of the grid, in run order: base, references, methods (seed-major), probes.
 
     ``data_fp`` / ``probe_fp`` (data fingerprints) enter the ids so new data never reuses old cells.
     """
@@ -76,9 +76,23 @@ def _trained_cells(cfg: AblationConfig, data_fp: str, mine: dict) -> list[Cell]:
             cells.append(Cell("random", "naive", "random", seed, {**train, "mine": mine}))
         if "inbatch" in cfg.references:
             cells.append(Cell("inbatch", "inbatch", None, seed, train))
-    cells += [Cell("method", m, t, seed, {**train, "mine": mine})
-              for t in cfg.teachers for m in cfg.methods for seed in cfg.seeds]
+        if "peer" in cfg.references:
+            peer = {"relative_margin": cfg.peer_relative_margin, "num_negatives": cfg.num_negatives}
+            cells += [Cell("peer", f"st-mine relative_margin={cfg.peer_relative_margin:g}", t, seed,
+                           {**train, "peer": peer}) for t in cfg.teachers if t not in ("bm25", "random")]
+    # seed-major: a run stopped part-way has every row for its first seeds, not one row for all seeds
+    cells += [Cell("method", m, t, seed, {**train, "mine": mine, **_judge_spec(cfg, m)})
+              for seed in cfg.seeds for t in cfg.teachers for m in cfg.methods]
     return cells
+
+
+def _judge_spec(cfg: AblationConfig, spec: str) -> dict:
+    """The judge settings of a "+judge" / "+relabel" row (nothing for a plain method: same ids as before)."""
+    variant = split_variant(spec)[1]
+    if variant is None:
+        return {}
+    return {"judge": {"judge": "agreement", "false_negatives": VARIANTS[variant], "voters": list(cfg.judge_voters),
+                      "judge_min_votes": cfg.judge_min_votes, "judge_frac": cfg.judge_frac}}
 
 
 def load_finished(out_dir: Path) -> dict[str, dict]:
@@ -144,15 +158,22 @@ def run_cell(cell: Cell, stages) -> dict[str, Any]:
     model = stages.cfg.student
     if cell.kind != "base":
         negatives = None
-        if cell.kind in ("method", "random"):
-            method = method_settings(cell.row)
-            negatives, rows, stats = timed("mine", lambda: stages.mine(cell.teacher, method, cell.seed, cell.id))
+        if cell.kind in ("method", "random", "peer"):
+            if cell.kind == "peer":
+                negatives, rows, stats = timed("mine", lambda: stages.peer_mine(cell.teacher, cell.spec["peer"]))
+            else:
+                method = method_settings(split_variant(cell.row)[0])
+                judge = cell.spec.get("judge")
+                negatives, rows, stats = timed("mine", lambda: stages.mine(cell.teacher, method, cell.seed, cell.id,
+                                                                           judge=judge))
+                if judge is not None:
+                    rec["judge"] = stats.get("judge")
             rec["mining"] = mining_record(rows, stats, stages.cfg.num_negatives)
             if stages.cfg.labels == "sparse":  # the held-out positives judge the mined negatives
                 from hardneg.analysis.negatives import false_negative_rate
 
                 rec["fn"] = false_negative_rate(rows, stages.hidden)
-        model = timed("train", lambda: stages.train(negatives, cell.seed, cell.id))
+        model = timed("train", lambda: stages.train(negatives, cell.seed, cell.id, mask=cell.kind != "peer"))
         rec["train"] = stages.train_info(model)
     ev = timed("evaluate", lambda: stages.evaluate(model))
     rec["metrics"], rec["per_query"] = ev.metrics, ev.per_query

@@ -80,6 +80,17 @@ class Stages:
         return data
 
     @cached_property
+    def anchor_data(self):
+        """labels = "sparse": the training subset with its FULL judgements, grade-first, for mining with
+        ``anchor_only`` (the miner knows each query's best-graded positive, exactly the sparse qrels'
+        anchor, and the judge can measure its precision / recall against the others)."""
+        from hardneg.data.load import load_data
+
+        data = subset_queries(load_data(self.cfg.data, self.cfg.train_split), self.cfg.max_train_queries)
+        return dataclasses.replace(data, qrels={q: dict(sorted(g.items(), key=lambda kv: -kv[1]))
+                                                for q, g in data.qrels.items()})
+
+    @cached_property
     def eval_data(self):
         from hardneg.data.load import load_data
 
@@ -116,15 +127,43 @@ class Stages:
         return MineConfig(**method, num_negatives=self.cfg.num_negatives, select=self.cfg.selection,
                           depth=self.cfg.depth, seed=seed, **extra)
 
-    def mine(self, teacher: str, method: dict, seed: int, cell_id: str) -> tuple[Path, list[dict], dict]:
-        """Mine the training split; returns (negatives.jsonl path, rows as dicts, miner stats)."""
+    def mine(self, teacher: str, method: dict, seed: int, cell_id: str,
+             judge: dict | None = None) -> tuple[Path, list[dict], dict]:
+        """Mine the training split; returns (negatives.jsonl path, rows as dicts, miner stats).
+
+        ``judge``: ``{"judge", "false_negatives", "voters", "judge_min_votes", "judge_frac"}`` of a
+        "+judge" / "+relabel" row (the voters' pools come from the same caches)."""
         from hardneg.data.negatives import write_negatives
         from hardneg.mining.mine import mine
 
-        config = self.mine_config(method, seed)
-        result = mine(self.train_data, [self.teacher(teacher, seed)], config)
+        judge = dict(judge or {})
+        voters = [self.teacher(v, seed) for v in judge.pop("voters", [])]
+        data = self.train_data
+        if self.cfg.labels == "sparse":  # same anchors as train_data's qrels; held-out judgements visible to the judge
+            data, judge = self.anchor_data, {**judge, "anchor_only": True}
+        config = self.mine_config(method, seed, **judge)
+        result = mine(data, [self.teacher(teacher, seed)], config, voters=voters)
         path = write_negatives(self.work / cell_id / "negatives.jsonl", result, config)
         return path, [row_dict(r) for r in result.rows], result.stats
+
+    def peer_mine(self, teacher: str, settings: dict) -> tuple[Path, list[dict], dict]:
+        """The peer pipeline's negatives: sentence-transformers' ``mine_hard_negatives`` on the same
+        (query, known positive) pairs and corpus (``relative_margin``, ``num_negatives``, top sampling,
+        n-tuple output, its default ``range_max``), texts mapped back to ids. Deterministic, so it is
+        mined once per teacher and reused by every seed (``work/peer-<hash>/``)."""
+        from hardneg.core.files import read_json
+        from hardneg.data.negatives import read_negatives
+        from hardneg.experiment.peer import peer_negatives
+
+        import hashlib
+        import json
+
+        key = hashlib.sha256(json.dumps([teacher, settings, self.data_fingerprint()], sort_keys=True).encode())
+        path = self.work / f"peer-{key.hexdigest()[:12]}" / "negatives.jsonl"
+        if not path.is_file():
+            peer_negatives(self.train_data, teacher, path, **settings)
+        stats = read_json(path.with_name(path.name + ".meta.json")).get("stats", {})
+        return path, [row_dict(r) for r in read_negatives(path)], stats
 
     def probe(self, teacher: str, method: dict) -> tuple[list[dict], dict, dict]:
         """Mine the probe split knowing only each query's best-graded positive (ties: qrels order);
@@ -152,8 +191,9 @@ class Stages:
                     f.write(row_json(NegRow(q, d, None, [], [], [])) + "\n")
         return path
 
-    def train(self, negatives: Path | None, seed: int, cell_id: str) -> Path:
-        """Fine-tune the student on the training split with ``negatives`` (None: in-batch only)."""
+    def train(self, negatives: Path | None, seed: int, cell_id: str, mask: bool = True) -> Path:
+        """Fine-tune the student on the training split with ``negatives`` (None: in-batch only);
+        ``mask``: the id mask of known positives (off for the peer row: plain MNRL)."""
         from hardneg.training.config import Source, TrainConfig
         from hardneg.training.trainer import train
 
@@ -165,7 +205,7 @@ class Stages:
                              batch_size=t.batch_size, lr=t.lr, temperature=t.temperature,
                              query_max_length=t.query_max_length, passage_max_length=t.passage_max_length,
                              in_batch_negatives=t.in_batch_negatives if negatives else True,
-                             warmup=t.warmup_ratio, seed=seed, save_total_limit=1,
+                             warmup=t.warmup_ratio, seed=seed, save_total_limit=1, mask_positives=mask,
                              resume=(self.work / cell_id / "model").exists())  # a killed cell continues
         return Path(train(config))
 
@@ -179,7 +219,8 @@ class Stages:
         if not path.is_file():
             return {}
         meta = read_json(path)
-        return {k: meta.get(k) for k in ("steps", "examples", "timings", "final_loss", "mean_train_loss")}
+        return {k: meta.get(k) for k in ("steps", "examples", "timings", "final_loss", "mean_train_loss",
+                                      "positives_mask", "data")}
 
     def evaluate(self, model: str | Path):
         from hardneg.encode.load import load_encoder

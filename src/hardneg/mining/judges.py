@@ -3,7 +3,8 @@
 A judge runs after the method's filter, on every teacher's (Q, D) pool, and returns per pool a
 (Q, D) boolean ``flags`` matrix (True = probably relevant) plus the (Q, D) score matrices it
 decided on, for the audit file. What happens to a flagged candidate is the run's *action*
-(``MineConfig.false_negatives``): ``remove`` (never a negative), ``keep`` (flag only, for study) or
+(``MineConfig.false_negatives``): ``remove`` (never a negative), ``relabel`` (never a negative, and an
+extra positive of its query for training), ``keep`` (flag only, for study) or
 ``drop-query`` (a query with more than ``drop_query_over`` flags is left out).
 
 Judges (the protocol is ``Judge``: ``name`` and ``judge(pools, p) -> [JudgeOut per pool]``):
@@ -35,7 +36,7 @@ from hardneg.core.errors import HardnegError
 from hardneg.mining.filters import perc_threshold
 
 JUDGES = ("none", "agreement", "cross-encoder")
-FN_ACTIONS = ("remove", "keep", "drop-query")
+FN_ACTIONS = ("remove", "relabel", "keep", "drop-query")
 
 Pool = tuple[np.ndarray, np.ndarray]  # (doc_idx (Q, D) int64, -1 = padding; scores (Q, D) float)
 

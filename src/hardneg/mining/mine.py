@@ -130,16 +130,19 @@ def _queues(survivors, config: MineConfig, qid: str, pos_id: str, tpos=None) -> 
 
 
 def _mine_queries(cands: list[Candidates], data, qids: list[str], known: dict[str, list[str]],
-                  config: MineConfig, judge: Judge | None = None) -> tuple[dict[str, _QueryOut], dict | None]:
-    """Filter every teacher's pool (and judge it), then select and combine negatives row by row.
-    Returns the per-query results and the judge's held-out precision / recall (or None)."""
+                  config: MineConfig, judge: Judge | None = None,
+                  voters: list[Candidates] = ()) -> tuple[dict[str, _QueryOut], dict | None]:
+    """Filter every teacher's pool (and judge it, with the ``voters``' pools), then select and combine
+    negatives row by row. Returns the per-query results and the judge's held-out precision / recall."""
     from tqdm.auto import tqdm
 
     filtered = [_filter(c, data, known, config) for c in cands]
     step = None
     if judge is not None:
-        step = apply_judge(judge, cands, [f[0] for f in filtered], [f[3] for f in filtered], data, known,
-                           config.false_negatives, config.drop_query_over, config.anchor_only)
+        vf = [_filter(v, data, known, config) for v in voters]
+        step = apply_judge(judge, [*cands, *voters], [f[0] for f in filtered + vf], [f[3] for f in filtered + vf],
+                           data, known, config.false_negatives, config.drop_query_over, config.anchor_only,
+                           n_select=len(cands))
         filtered = [(a, {**rem, "judge": jr}, pos, p) for (_, rem, pos, p), a, jr
                     in zip(filtered, step.alive, step.removed)]
     ids, names = data.corpus.ids, [c.teacher for c in cands]
@@ -164,7 +167,8 @@ def _mine_queries(cands: list[Candidates], data, qids: list[str], known: dict[st
             picks = combine(queues, config.num_negatives, config.ensemble, rng)
             lead = picks[0].teacher if picks and cross else 0
             qo.rows.append(NegRow(qid, pos_id, tpos[lead], [ids[k.doc] for k in picks],
-                                  [k.score for k in picks], [names[k.teacher] for k in picks]))
+                                  [k.score for k in picks], [names[k.teacher] for k in picks],
+                                  list(step.relabeled.get(qid, [])) if step is not None else []))
             qo.diffs.append([k.score - tpos[k.teacher] for k in picks if tpos[k.teacher] is not None])
     return out, (step.quality if step is not None else None)
 
@@ -174,7 +178,7 @@ def _is_short(qo: _QueryOut, n: int) -> bool:
 
 
 def _deepen(sources, data, results: dict[str, _QueryOut], known, config: MineConfig, shortfall: dict,
-            judge: Judge | None = None) -> None:
+            judge: Judge | None = None, voters=()) -> None:
     """Re-mine short queries at doubling depth until they are full or the pool is the whole corpus."""
     n_corpus = len(data.corpus)
     short = [q for q, qo in results.items() if _is_short(qo, config.num_negatives)]
@@ -187,13 +191,14 @@ def _deepen(sources, data, results: dict[str, _QueryOut], known, config: MineCon
         depth = min(2 * depth, n_corpus)
         log.info("deepening %d short queries to depth %d", len(short), depth)
         cands = [_fetch(s, data, short, depth) for s in sources]
-        results.update(_mine_queries(cands, data, short, known, config, judge)[0])
+        vc = [_fetch(v, data, short, depth) for v in voters] if judge is not None else []
+        results.update(_mine_queries(cands, data, short, known, config, judge, vc)[0])
         short = [q for q in short if _is_short(results[q], config.num_negatives)]
     shortfall["max_depth"] = depth
 
 
 def mine(data, teachers: list[Teacher] | list[Candidates], config: MineConfig | None = None, *,
-         judge: Judge | None = None) -> MineResult:
+         judge: Judge | None = None, voters: list[Teacher] | list[Candidates] = ()) -> MineResult:
     """Mine ``config.num_negatives`` negatives per (query, positive) of ``data``'s split.
 
     ``teachers``: Teacher objects (asked for ``config.depth`` candidates) or precomputed Candidates.
@@ -201,9 +206,12 @@ def mine(data, teachers: list[Teacher] | list[Candidates], config: MineConfig | 
     first positive is known (others may be mined) and only its row is emitted. ``judge`` (or
     ``config.judge``) flags probable false negatives among the survivors; ``config.false_negatives``
     says what happens to them, ``MineResult.audit`` lists them (see ``mining.judging``).
+    ``voters``: teachers that only vote in the judge (their pools supply no negatives).
     """
     config = config or MineConfig()
-    judge = judge or make_judge(config, len(teachers))
+    judge = judge or make_judge(config, len(teachers) + len(voters))
+    if voters and judge is None:
+        raise HardnegError("judge-only teachers (voters) need a judge: set judge='agreement' (--judge agreement)")
     if not teachers:
         raise HardnegError("mine() needs at least one teacher")
     if config.num_negatives >= len(data.corpus):
@@ -215,12 +223,13 @@ def mine(data, teachers: list[Teacher] | list[Candidates], config: MineConfig | 
         raise HardnegError(f"split {data.split!r} has no query with a relevant document (grade > 0)")
     depth = min(config.depth, len(data.corpus))
     cands = [_fetch(s, data, qids, depth) for s in teachers]
+    vcands = [_fetch(v, data, qids, depth) for v in voters]
     t1 = time.perf_counter()
-    results, quality = _mine_queries(cands, data, qids, known, config, judge)
+    results, quality = _mine_queries(cands, data, qids, known, config, judge, vcands)
     short0 = sum(len(r.neg_ids) < config.num_negatives for qo in results.values() for r in qo.rows)
     shortfall = {"handling": config.on_shortfall, "rows_short_initially": short0}
     if config.on_shortfall == "deepen":
-        _deepen(teachers, data, results, known, config, shortfall, judge)
+        _deepen(teachers, data, results, known, config, shortfall, judge, voters)
     t2 = time.perf_counter()
     rows, diffs, dropped = [], [], 0
     for q in qids:
@@ -239,6 +248,8 @@ def mine(data, teachers: list[Teacher] | list[Candidates], config: MineConfig | 
     if judge is not None:
         audit = [e for q in qids for e in results[q].audit]
         stats["judge"] = {"judge": judge.name, "action": config.false_negatives, "flagged": len(audit),
+                          "voters": [v.teacher for v in vcands],
+                          "relabeled": sum(len({d for r in results[q].rows for d in r.relabeled}) for q in qids),
                           "removed": stats["removed"].get("judge", 0),
                           "queries_dropped": sum(results[q].dropped for q in qids), "held_out": quality}
     return MineResult(rows, stats, values, teacher_info, data.fingerprint(), timings, search, audit)

@@ -21,6 +21,7 @@ CHECKPOINTS = "checkpoints"
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SHORT_ROWS = ("drop", "error")
+POSITIVES = ("one", "all")  # how a query's several positives enter the loss (losses.masked_infonce)
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # attention + MLP projections
 LORA = "LoRA (decoder LLMs)"  # --help group
 
@@ -67,6 +68,14 @@ class TrainConfig:
     save_steps: int = opt(500, "checkpoint every N steps")
     save_total_limit: int | None = opt(2, "checkpoints kept (older ones are deleted)")
     logging_steps: int = opt(10, "log the loss every N steps")
+    mask_positives: bool = opt(True, "keep every known positive of a query (all its rows' positives and "
+                               "judge-relabelled passages, by id) out of its in-batch and hard negatives",
+                               flag="--no-mask-positives", default_help="on")
+    positives: str = opt("one", "several positives of a query in a batch: one = the row's own positive is the "
+                         "target, the others are masked; all = every one of them counts in the numerator",
+                         choices=POSITIVES)
+    relabeled_rows: bool = opt(True, "add a training row for each judge-relabelled positive (with its query's "
+                               "negatives)", flag="--no-relabeled-rows", default_help="on")
     short_rows: str = opt("drop", "rows with fewer than --num-negatives negatives: drop them or stop with an error",
                           choices=SHORT_ROWS)
     lora: bool | None = opt(None, "train a LoRA adapter", default_help="on for decoder LLMs, off otherwise",
@@ -92,6 +101,10 @@ class TrainConfig:
             (self.epochs > 0 or self.max_steps > 0, "--epochs or --max-steps must be positive"),
             (self.precision in PRECISIONS, f"--precision is one of {', '.join(PRECISIONS)}"),
             (self.short_rows in SHORT_ROWS, f"short_rows is one of {', '.join(SHORT_ROWS)}"),
+            (self.positives in POSITIVES, f"--positives is one of {', '.join(POSITIVES)}"),
+            (self.positives == "one" or (self.mask_positives and self.in_batch_negatives),
+             "--positives all needs the positives mask and in-batch negatives (drop --no-mask-positives / "
+             "--no-in-batch-negatives)"),
             (self.save_steps >= 1 and self.logging_steps >= 1, "save/logging steps must be >= 1"),
         ]
         for ok, msg in checks:

@@ -1,9 +1,17 @@
-"""Negatives file rows (ids) -> training columns of texts: ``anchor, positive, negative_1 .. negative_n``.
+"""Negatives file rows (ids) -> training columns of texts: ``anchor, positive, negative_1 .. negative_n``,
+plus, when the positives mask is on, a ``label`` column of integer codes the loss masks by
+(``[query code, positive code, negative codes...]``) and the table of every query's known positives.
+
+A query's known positives are what the negatives file declares: the ``pos_id`` of each of its rows
+and the judge's ``relabeled`` passages (never the qrels on disk: with sparse labels the trainer must
+not see more than the miner did). Codes are global over the data mix (source offsets), so two
+sources never share a code.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,15 +20,66 @@ from hardneg.core.errors import DataError
 from hardneg.core.files import sha256_file
 from hardneg.data.export import ntuple_columns
 from hardneg.data.load import load_data
-from hardneg.data.negatives import check_ids, read_negatives
+from hardneg.data.negatives import NegRow, check_ids, read_negatives
 from hardneg.training.config import Source, TrainConfig
 
 log = logging.getLogger(__name__)
 
 
-def build_examples(source: Source, num_negatives: int, short_rows: str = "drop",
-                   seed: int = 42) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """Negatives rows -> training columns of texts.
+@dataclass
+class Codes:
+    """Integer codes of queries and passages across a data mix, and each query's known positives."""
+
+    known: dict[int, list[int]] = field(default_factory=dict)  # query code -> positive codes
+    query_offset: int = 0
+    doc_offset: int = 0
+
+
+def known_positives(rows) -> dict[str, list[str]]:
+    """Per query, its rows' positives then its relabelled passages, in order, without repeats.
+
+    >>> r = [NegRow("q", "a", 1.0, [], [], [], ["c"]), NegRow("q", "b", 1.0, [], [], [])]
+    >>> known_positives(r)
+    {'q': ['a', 'b', 'c']}
+    """
+    pos: dict[str, dict[str, None]] = {}
+    for r in rows:
+        pos.setdefault(r.qid, {})[r.pos_id] = None
+    for r in rows:
+        for d in getattr(r, "relabeled", []):
+            pos[r.qid].setdefault(d, None)
+    return {q: list(p) for q, p in pos.items()}
+
+
+def with_relabeled_rows(rows) -> tuple[list, int]:
+    """Rows plus one row per relabelled passage not already a row positive, placed after its query's
+    first row and sharing that row's negatives; returns (rows, rows added).
+
+    >>> r = [NegRow("q", "a", 1.0, ["x"], [0.5], ["t"], ["c"]), NegRow("q", "b", 1.0, ["y"], [0.4], ["t"], ["c"])]
+    >>> out, added = with_relabeled_rows(r)
+    >>> [(x.pos_id, x.neg_ids) for x in out], added
+    ([('a', ['x']), ('c', ['x']), ('b', ['y'])], 1)
+    """
+    row_pos = {(r.qid, r.pos_id) for r in rows}
+    out, done, added = [], set(), 0
+    for r in rows:
+        out.append(r)
+        if r.qid in done:
+            continue
+        done.add(r.qid)
+        for d in getattr(r, "relabeled", []):
+            if (r.qid, d) not in row_pos:
+                row_pos.add((r.qid, d))
+                out.append(NegRow(r.qid, d, None, list(r.neg_ids), list(r.neg_scores), list(r.neg_teachers)))
+                added += 1
+    return out, added
+
+
+def build_examples(source: Source, num_negatives: int, short_rows: str = "drop", seed: int = 42, *,
+                   codes: Codes | None = None, relabeled_rows: bool = True
+                   ) -> tuple[dict[str, list], dict[str, Any]]:
+    """Negatives rows -> training columns of texts (and the ``label`` codes when ``codes`` is given;
+    ``codes.known`` is filled and its offsets advanced past this source).
 
     >>> cols, stats = build_examples(Source("tiny", "neg.jsonl"), 1)    # doctest: +SKIP
     >>> list(cols)    # doctest: +SKIP
@@ -29,12 +88,19 @@ def build_examples(source: Source, num_negatives: int, short_rows: str = "drop",
     data = load_data(source.data, source.split)
     rows = read_negatives(source.negatives)
     check_ids(rows, data, source.negatives)
+    n_read = len(rows)
+    known = known_positives(rows)
+    added = 0
+    if relabeled_rows:
+        rows, added = with_relabeled_rows(rows)
     cols, short_rows_at = ntuple_columns(rows, data, num_negatives)
     if short_rows_at and short_rows == "error":
         i = short_rows_at[0]
         raise DataError(source.negatives, i, f"{len(rows[i - 1].neg_ids)} negatives < --num-negatives "
                         f"{num_negatives}", "lower --num-negatives or mine more (short_rows='drop' skips)")
     short = len(short_rows_at)
+    if codes is not None:
+        cols["label"] = _label_codes(rows, set(short_rows_at), known, data, num_negatives, codes)
     kept = len(cols["anchor"])
     if short:
         log.warning("%s: dropped %d of %d rows with fewer than %d negatives", source.negatives, short,
@@ -44,20 +110,37 @@ def build_examples(source: Source, num_negatives: int, short_rows: str = "drop",
         cols = {k: [v[t] for t in take] for k, v in cols.items()}
     if not cols["anchor"]:
         raise DataError(source.negatives, None, "no usable training rows", "check --num-negatives and the file")
-    stats = {"rows": len(rows), "short_rows_dropped": short, "examples": len(cols["anchor"]),
+    stats = {"rows": n_read, "relabeled_rows_added": added, "short_rows_dropped": short,
+             "examples": len(cols["anchor"]), "queries_with_several_positives": sum(len(p) > 1 for p in known.values()),
              "data_fingerprint": data.fingerprint(), "negatives_sha256": sha256_file(source.negatives)}
     return cols, stats
 
 
-def build_dataset(config: TrainConfig) -> tuple[Any, list[dict[str, Any]]]:
-    """All sources concatenated in order (the trainer shuffles with ``seed``)."""
+def _label_codes(rows, short: set[int], known: dict[str, list[str]], data, n: int, codes: Codes) -> list[list[int]]:
+    """``[query, positive, negative_1..n]`` codes of every kept row; fills ``codes.known``."""
+    index = data.corpus.index
+    qcode = {q: codes.query_offset + i for i, q in enumerate(known)}
+    for q, pos in known.items():
+        codes.known[qcode[q]] = [codes.doc_offset + index[d] for d in pos]
+    out = [[qcode[r.qid], *(codes.doc_offset + index[d] for d in [r.pos_id, *r.neg_ids[:n]])]
+           for i, r in enumerate(rows, 1) if i not in short]
+    codes.query_offset += len(known)
+    codes.doc_offset += len(data.corpus)
+    return out
+
+
+def build_dataset(config: TrainConfig) -> tuple[Any, list[dict[str, Any]], Codes | None]:
+    """All sources concatenated in order (the trainer shuffles with ``seed``), and the positives'
+    codes when ``config.mask_positives`` (else None)."""
     from datasets import Dataset
 
-    merged: dict[str, list[str]] = {}
+    merged: dict[str, list] = {}
     stats = []
+    codes = Codes() if config.mask_positives else None
     for src in config.sources:
-        cols, st = build_examples(src, config.num_negatives, config.short_rows, config.seed)
+        cols, st = build_examples(src, config.num_negatives, config.short_rows, config.seed, codes=codes,
+                                  relabeled_rows=config.relabeled_rows)
         for k, v in cols.items():
             merged.setdefault(k, []).extend(v)
         stats.append({"source": src, **st})
-    return Dataset.from_dict(merged), stats
+    return Dataset.from_dict(merged), stats, codes

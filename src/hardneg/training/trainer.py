@@ -132,11 +132,15 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
                            "to continue, or choose a new --output")
     if config.resume and not resume_from:
         log.warning("--resume: no checkpoint in %s, starting from scratch", ckpt_dir)
-    dataset, data_stats = build_dataset(config)
+    dataset, data_stats, codes = build_dataset(config)
     model = load_student(config)
     loss = build_loss(model, temperature=config.temperature, in_batch_negatives=config.in_batch_negatives,
                       mini_batch_size=config.mini_batch_size, num_negatives=config.num_negatives,
-                      gather_across_devices=int(os.environ.get("WORLD_SIZE", "1")) > 1)
+                      gather_across_devices=int(os.environ.get("WORLD_SIZE", "1")) > 1,
+                      known=codes.known if codes is not None and config.in_batch_negatives else None,
+                      positives=config.positives)
+    if codes is not None and not config.in_batch_negatives:
+        dataset = dataset.remove_columns("label")  # own negatives only: no other row's passage to mask
     trainer = _trainer_class(model)(model=model, args=training_args(config, ckpt_dir), train_dataset=dataset,
                                     loss=loss, callbacks=[loss_logger(), *(callbacks or [])])
     quiet_progress(trainer)
@@ -158,7 +162,9 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
                resumed_from=Path(resume_from).name if resume_from else None,
                timings={"load_s": round(t_load, 2), "train_s": round(t_train, 2),
                         "s_per_step": round(t_train / max(1, result.global_step - _step_of(resume_from)), 4)},
-               final_loss=losses[-1] if losses else None, mean_train_loss=result.training_loss)
+               final_loss=losses[-1] if losses else None, mean_train_loss=result.training_loss,
+               loss={"class": type(loss).__name__, **loss.get_config_dict()},
+               positives_mask=getattr(loss, "mask_stats", None))
     log.info("wrote %s (%d steps, %.1fs)", out, trainer.state.global_step, t_train)
     return out
 
