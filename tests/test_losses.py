@@ -88,3 +88,56 @@ def test_cached_losses_equal_uncached_on_a_model(tiny_model):
         with torch.no_grad():
             a, b = plain(feats(), None).item(), cached(feats(), None).item()
         assert a == pytest.approx(b, rel=1e-5)
+
+
+# --------------------------------------------------------------- the id mask of known positives
+def _masked(tiny_model, known, positives="one"):
+    from hardneg.training.losses import _masked_class
+
+    return _masked_class()(tiny_model_st(tiny_model), known, scale=20.0, positives=positives)
+
+
+def tiny_model_st(path):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(path), device="cpu")
+
+
+def test_masked_loss_equals_mnrl_when_no_sibling_is_in_the_batch(tiny_model):
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    emb = [t(Q), t(POS), t(NEG1)]
+    loss = _masked(tiny_model, {0: [10], 1: [11]})
+    labels = torch.tensor([[0, 10, 20], [1, 11, 21]])  # query, positive, negative codes
+    plain = MultipleNegativesRankingLoss(loss.model, scale=20.0).compute_loss_from_embeddings(emb, None)
+    assert loss.compute_loss_from_embeddings(emb, labels).item() == pytest.approx(plain.item(), rel=1e-6)
+    assert loss.mask_stats == {"batches": 1, "rows": 2, "rows_masked": 0, "cells_masked": 0}
+
+
+def test_a_sibling_positive_in_the_batch_is_never_a_negative(tiny_model):
+    # row 1's hard negative (code 10) is row 0's positive; 11 (row 1's positive) is also a positive of query 0
+    emb = [t(Q), t(POS), t(NEG1)]
+    labels = torch.tensor([[0, 10, 20], [1, 11, 10]])
+    loss = _masked(tiny_model, {0: [10, 11], 1: [11]})
+    got = loss.compute_loss_from_embeddings(emb, labels).item()
+    cands = [POS[0], POS[1], NEG1[0], NEG1[1]]
+    row0 = [_cos(Q[0], c) * 20 for c in cands]
+    row1 = [_cos(Q[1], c) * 20 for c in cands]
+    # row 0: candidate 1 (code 11) and candidate 3 (code 10 = its own positive's id, another copy) are masked
+    l0 = -(row0[0] - math.log(math.exp(row0[0]) + math.exp(row0[2])))
+    l1 = -(row1[1] - math.log(sum(math.exp(x) for x in row1)))  # query 1 knows only 11: nothing to mask
+    assert got == pytest.approx((l0 + l1) / 2, rel=1e-4)
+    assert loss.mask_stats["rows_masked"] == 1 and loss.mask_stats["cells_masked"] == 2
+    every = _masked(tiny_model, {0: [10, 11], 1: [11]}, positives="all").compute_loss_from_embeddings(emb, labels).item()
+    a0 = -(math.log(math.exp(row0[0]) + math.exp(row0[1]) + math.exp(row0[3])) - math.log(sum(math.exp(x) for x in row0)))
+    assert every == pytest.approx((a0 + l1) / 2, rel=1e-4)
+
+
+def test_masked_loss_needs_the_codes_column(tiny_model):
+    with pytest.raises(ValueError, match="label"):
+        _masked(tiny_model, {}).compute_loss_from_embeddings([t(Q), t(POS)], None)
+    from hardneg.core.errors import HardnegError
+    from hardneg.training.config import Source, TrainConfig
+
+    with pytest.raises(HardnegError, match="--positives all needs"):
+        TrainConfig("m", (Source("d", "n"),), "o", positives="all", mask_positives=False)

@@ -121,3 +121,39 @@ def test_cli_mine_with_two_teachers_and_the_agreement_judge(tiny_beir, tiny_mode
     assert main(["mine", "--teacher", "bm25", "--data", str(tiny_beir), "--output", str(tmp_path / "x.jsonl"),
                  "--judge", "cross-encoder"]) == 2
     assert "--judge-model" in capsys.readouterr().err
+
+
+def test_relabel_turns_flagged_passages_into_extra_positives(tmp_path):
+    res = mine(data(), pools(), cfg(false_negatives="relabel"))
+    rows = {r.qid: r for r in res.rows}
+    assert rows["q1"].relabeled == ["d3"] and "d3" not in rows["q1"].neg_ids and rows["q2"].relabeled == []
+    assert rows["q1"].neg_ids == mine(data(), pools(), cfg()).rows[0].neg_ids  # negatives as with remove
+    assert {e["decision"] for e in res.audit} == {"relabeled"} and res.stats["judge"]["relabeled"] == 1
+    out = write_negatives(tmp_path / "neg.jsonl", res, cfg(false_negatives="relabel"))
+    back = {r.qid: r for r in read_negatives(out)}
+    assert back["q1"].relabeled == ["d3"] and back["q2"].relabeled == []
+    assert '"relabeled"' not in out.read_text().splitlines()[1]  # only written when non-empty
+
+
+def test_voters_judge_but_never_supply_negatives():
+    a, b = pools()
+    res = mine(data(), [a], cfg(), voters=[b])
+    assert res.stats["judge"]["voters"] == ["b"] and all(t == "a" for r in res.rows for t in r.neg_teachers)
+    assert "d3" not in {r.qid: r for r in res.rows}["q1"].neg_ids  # a and b agree on d3
+    assert {e["teacher"] for e in res.audit} == {"a"}  # the audit lists the selection pools only
+    with pytest.raises(HardnegError, match="voters"):
+        mine(data(), [a], cfg(judge="none"), voters=[b])
+
+
+def test_bad_relabeled_field_names_file_and_line(tmp_path):
+    from hardneg.core.errors import DataError
+
+    p = tmp_path / "neg.jsonl"
+    p.write_text('{"qid": "q1", "pos_id": "d0", "pos_score": 1.0, "neg_ids": ["d1"], "neg_scores": [0.5], '
+                 '"neg_teachers": ["a"], "relabeled": ["d1"]}\n')
+    with pytest.raises(DataError, match=r"neg.jsonl:1: relabeled positive .d1. is also listed as a negative"):
+        read_negatives(p)
+    p.write_text('{"qid": "q1", "pos_id": "d0", "pos_score": 1.0, "neg_ids": [], "neg_scores": [], '
+                 '"neg_teachers": [], "relabeled": "d3"}\n')
+    with pytest.raises(DataError, match="neg.jsonl:1: .relabeled. must be a list of document ids"):
+        read_negatives(p)

@@ -82,3 +82,28 @@ def test_rows_do_not_depend_on_other_queries(problem):
     alone = RetrievalData(data.corpus, data.queries, {first: data.qrels[first]}, "train")
     for r in mine(alone, [teacher(table)], cfg).rows:
         assert full.get((r.qid, r.pos_id), r) == r
+
+
+@settings(max_examples=80, deadline=None)
+@given(problems(), st.integers(0, 2 ** 16), st.sampled_from([0.5, 0.9, 1.0]))
+def test_no_known_or_relabelled_positive_is_ever_a_negative(problem, seed, frac):
+    """With the agreement judge relabelling (a second, voting teacher with other scores), no row's
+    negatives contain a known or relabelled positive of its query, in the mined rows and in the
+    training rows built from them (relabelled rows included)."""
+    import dataclasses
+
+    from hardneg.training.examples import known_positives, with_relabeled_rows
+
+    data, table, cfg = problem
+    other = np.random.default_rng(seed).permutation(table.ravel()).reshape(table.shape)
+    cfg = dataclasses.replace(cfg, judge="agreement", judge_min_votes=1, judge_frac=frac,
+                              false_negatives="relabel")
+    res = mine(data, [teacher(table)], cfg, voters=[TableTeacher([f"q{i}" for i in range(len(other))], other, "v")])
+    known = known_positives(res.rows)
+    for row in res.rows:
+        told = data.relevant(row.qid)[:1] if cfg.anchor_only else data.relevant(row.qid)
+        assert not (set(told) | set(row.relabeled)) & set(row.neg_ids)
+        assert not set(row.relabeled) & set(told)
+    expanded, _ = with_relabeled_rows(res.rows)
+    for row in expanded:
+        assert not set(known[row.qid]) & set(row.neg_ids)

@@ -31,6 +31,9 @@ def register(subparsers) -> None:
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", action="append", required=True, metavar="MODEL",
                    help="teacher: a model path/alias (e.g. minilm), 'bm25' or 'random'; repeat for an ensemble")
+    p.add_argument("--judge-teacher", action="append", default=[], metavar="MODEL",
+                   help="a teacher that only votes in the agreement judge (its candidates are never negatives), "
+                        "e.g. bm25 judging a dense teacher; repeatable (default: none)")
     p.add_argument("--data", required=True, help="data folder (BEIR layout) or dataset name")
     p.add_argument("--split", default="train", help="qrels split to mine (default: train)")
     p.add_argument("--output", required=True, help="output JSONL; a .meta.json is written beside it")
@@ -74,11 +77,13 @@ def run(args) -> int:
     engine = engine_config(args)
     data = load_data(args.data, args.split)
     teachers = [load_teacher(t, settings, seed=config.seed, engine=engine) for t in args.teacher]
-    judge = load_judge(config, len(teachers), batch_size=settings.batch_size)
-    result = mine(data, teachers, config, judge=judge)
+    voters = [load_teacher(t, settings, seed=config.seed, engine=engine) for t in args.judge_teacher]
+    judge = load_judge(config, len(teachers) + len(voters), batch_size=settings.batch_size)
+    result = mine(data, teachers, config, judge=judge, voters=voters)
     result.timings["total_s"] = round(time.perf_counter() - t0, 3)
     out = write_negatives(args.output, result, config, data=str(args.data), split=args.split,
-                          teacher_specs=list(args.teacher), rescore_with=settings.rescore_with,
+                          teacher_specs=list(args.teacher), judge_teachers=list(args.judge_teacher),
+                          rescore_with=settings.rescore_with,
                           teacher_settings=settings)
     st = result.stats
     sf = st["shortfall"]
@@ -100,8 +105,10 @@ def run(args) -> int:
             print(f"{t['name']}: {rc['queries']} sampled queries, recall@{rc['depth']} vs exact = {rc['recall']:.4f}")
     if "judge" in st:
         j, q = st["judge"], st["judge"]["held_out"]
-        print(f"judge {j['judge']}: {j['flagged']} flagged ({j['action']}: {j['removed']} removed, "
-              f"{j['queries_dropped']} queries dropped); audit in {audit_path(out)}")
+        voters = f", voters {', '.join(j['voters'])}" if j.get("voters") else ""
+        print(f"judge {j['judge']}{voters}: {j['flagged']} flagged ({j['action']}: {j['removed']} removed, "
+              f"{j.get('relabeled', 0)} relabelled as positives, {j['queries_dropped']} queries dropped); "
+              f"audit in {audit_path(out)}")
         if q and q["flagged"]:
             print(f"judge vs held-out positives: precision {q['precision']:.3f}, recall {q['recall']:.3f}")
     print(f"wrote {out}")
