@@ -264,3 +264,13 @@ def test_sparse_judge_relabel_and_peer_rows(tiny_beir, tiny_model, tmp_path):
     assert peer["mining"]["stats"]["pairs"] == 3
     report = (tmp_path / "run" / "report.md").read_text()
     assert "naive+relabel" in report and "mine_hard_negatives" in report
+
+
+def test_probe_cells_run_the_judge_of_a_judge_row(tiny_beir, tiny_model, tmp_path):
+    cfg = _tiny_config(tiny_beir, tiny_model, tmp_path, probe_only=True, methods=("naive", "naive+judge"),
+                       judge_voters=("bm25",), judge_frac=0.9)
+    res = run_ablation(cfg, tmp_path / "run", progress=False, plots=False)
+    plain, judged = (next(c for c in res["cells"] if c["row"] == r) for r in ("naive", "naive+judge"))
+    assert "judge" not in plain and judged["judge"]["voters"] == ["bm25"]
+    assert judged["fn"]["false_negatives"] <= plain["fn"]["false_negatives"]  # the judge only removes
+    assert set(judged["judge"]["held_out"]) >= {"precision", "recall"}

@@ -61,7 +61,7 @@ def plan_cells(cfg: AblationConfig, data_fp: str = "", probe_fp: str = "") -> li
     cells = [] if cfg.probe_only else _trained_cells(cfg, data_fp, mine)
     if cfg.fn_probe_data:
         probe = {"data": cfg.fn_probe_data, "data_fp": probe_fp, "split": cfg.fn_probe_split, "mine": mine}
-        cells += [Cell("fn_probe", m, t, 0, probe) for t in cfg.teachers for m in cfg.methods]
+        cells += [Cell("fn_probe", m, t, 0, {**probe, **_judge_spec(cfg, m)}) for t in cfg.teachers for m in cfg.methods]
     return cells
 
 
@@ -148,9 +148,12 @@ def run_cell(cell: Cell, stages) -> dict[str, Any]:
                            "seed": cell.seed, "spec": cell.spec, "seconds": {}}
     timed = _timer(rec["seconds"])
     if cell.kind == "fn_probe":
-        rows, stats, judged = timed("mine", lambda: stages.probe(cell.teacher, method_settings(cell.row)))
+        method, judge = method_settings(split_variant(cell.row)[0]), cell.spec.get("judge")
+        rows, stats, judged = timed("mine", lambda: stages.probe(cell.teacher, method, judge=judge))
         from hardneg.analysis.negatives import false_negative_rate
 
+        if judge is not None:
+            rec["judge"] = stats.get("judge")
         rec["data"] = cell.spec["data"]
         rec["fn"] = false_negative_rate(rows, judged)
         rec["mining"] = mining_record(rows, stats, stages.cfg.num_negatives)

@@ -165,15 +165,20 @@ class Stages:
         stats = read_json(path.with_name(path.name + ".meta.json")).get("stats", {})
         return path, [row_dict(r) for r in read_negatives(path)], stats
 
-    def probe(self, teacher: str, method: dict) -> tuple[list[dict], dict, dict]:
+    def probe(self, teacher: str, method: dict, judge: dict | None = None) -> tuple[list[dict], dict, dict]:
         """Mine the probe split knowing only each query's best-graded positive (ties: qrels order);
-        return the rows, stats and the hidden judgements (every judged row except that positive)."""
+        return the rows, stats and the hidden judgements (every judged row except that positive).
+        ``judge``: as in ``mine``."""
         from hardneg.mining.mine import mine
+
+        judge = dict(judge or {})
+        voters = [self.teacher(v) for v in judge.pop("voters", [])]
 
         data = self.probe_data  # qrels reordered grade-first, so anchor_only keeps the best positive
         data = dataclasses.replace(data, qrels={q: dict(sorted(g.items(), key=lambda kv: -kv[1]))
                                                 for q, g in data.qrels.items()})
-        result = mine(data, [self.teacher(teacher)], self.mine_config(method, 0, anchor_only=True))
+        result = mine(data, [self.teacher(teacher)], self.mine_config(method, 0, anchor_only=True, **judge),
+                      voters=voters)
         anchors = {q: data.relevant(q)[0] for q in data.query_ids()}
         judged = {q: {d: g for d, g in data.qrels[q].items() if d != a} for q, a in anchors.items()}
         return [row_dict(r) for r in result.rows], result.stats, judged
