@@ -9,6 +9,7 @@ import pytest
 
 from hardneg.cli.main import main
 from hardneg.data.beir import load_beir
+from hardneg.data.export import FORMATS, export_negatives
 
 ROWS = [
     {"qid": "q1", "pos_id": "d1", "pos_score": 0.9, "neg_ids": ["d3", "d2"], "neg_scores": [0.5, 0.4],
@@ -49,7 +50,7 @@ def test_flagembedding_round_trip(setup, tmp_path):
         assert [text2id[t] for t in g["neg"]] == r["neg_ids"]
         assert g["pos_scores"] == [r["pos_score"]] and g["neg_scores"] == r["neg_scores"]
     meta = json.loads((tmp_path / "fe.jsonl.meta.json").read_text())
-    assert meta["stats"] == {"rows_in": 4, "rows_written": 4, "rows_dropped": 0}
+    assert meta["stats"] == {"rows_in": 4, "relabeled_rows_added": 0, "rows_written": 4, "rows_dropped": 0}
     assert meta["data_fingerprint"] == data.fingerprint()
 
 
@@ -106,3 +107,18 @@ def test_export_unknown_id_is_a_clear_error(setup, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "bad.jsonl:2" in err and "'nope'" in err
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_relabelled_positives_become_rows_in_every_format(tiny_beir, tmp_path):
+    from hardneg.data.load import load_data
+    from hardneg.data.negatives import read_negatives
+
+    path = tmp_path / "neg.jsonl"
+    path.write_text('{"qid": "q1", "pos_id": "d1", "pos_score": 0.9, "neg_ids": ["d2"], "neg_scores": [0.5], '
+                    '"neg_teachers": ["t"], "relabeled": ["d4"]}\n')
+    data = load_data(str(tiny_beir), "train")
+    assert read_negatives(path)[0].relabeled == ["d4"]
+    for fmt in FORMATS:
+        out = tmp_path / f"out-{fmt}.jsonl"
+        stats = export_negatives(path, data, fmt, out)
+        assert stats["rows_in"] == 1 and stats["relabeled_rows_added"] == 1 and stats["rows_written"] == 2, fmt

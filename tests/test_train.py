@@ -201,3 +201,23 @@ def test_minilm_on_scifact_subset_trains_and_loss_falls(tmp_path):
     log = json.loads((out / "loss_log.json").read_text())
     assert len(log) == 8
     assert np.mean([h["loss"] for h in log[-3:]]) < np.mean([h["loss"] for h in log[:3]])
+
+
+def test_relabelled_rows_codes_and_the_no_consumer_error(tiny_beir, tmp_path):
+    from hardneg.core.errors import HardnegError
+    from hardneg.training.examples import Codes
+
+    path = tmp_path / "neg.jsonl"
+    path.write_text('{"qid": "q1", "pos_id": "d1", "pos_score": 0.9, "neg_ids": ["d2"], "neg_scores": [0.5], '
+                    '"neg_teachers": ["t"], "relabeled": ["d4"]}\n'
+                    '{"qid": "q2", "pos_id": "d2", "pos_score": 0.8, "neg_ids": ["d3"], "neg_scores": [0.4], '
+                    '"neg_teachers": ["t"]}\n')
+    codes = Codes()
+    cols, stats = build_examples(Source(str(tiny_beir), str(path)), num_negatives=1, codes=codes)
+    assert stats["relabeled_rows_added"] == 1 and stats["examples"] == 3
+    # rows: (q1, d1), (q1, d4 relabelled, d1's negatives), (q2, d2); codes = [query, positive, negative]
+    ids = ["d1", "d2", "d3", "d4", "d5", "d6"]
+    assert [[q, ids[p], ids[n]] for q, p, n in cols["label"]] == [[0, "d1", "d2"], [0, "d4", "d2"], [1, "d2", "d3"]]
+    assert {q: [ids[d] for d in v] for q, v in codes.known.items()} == {0: ["d1", "d4"], 1: ["d2"]}
+    with pytest.raises(HardnegError, match="nothing in this run would use them"):
+        build_examples(Source(str(tiny_beir), str(path)), num_negatives=1, relabeled_rows=False)

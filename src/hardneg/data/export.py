@@ -1,6 +1,7 @@
 """Export a negatives file (ids + scores) to the training formats of other libraries.
 
-Ids become texts only here. Formats (one output row per negatives row, i.e. per (query, positive),
+Ids become texts only here. A judge-relabelled positive (``NegRow.relabeled``) becomes a row of its
+own with its query's negatives, as in training (``data.relabel``). Formats (one output row per negatives row, i.e. per (query, positive),
 unless ``group_by_query``; grouping merges a query's rows: positives in order, negatives
 deduplicated in order):
 
@@ -27,6 +28,7 @@ from hardneg.core.errors import HardnegError
 from hardneg.core.files import atomic_open, sha256_file
 from hardneg.core.provenance import read_meta, write_meta
 from hardneg.data.negatives import check_ids, read_negatives
+from hardneg.data.relabel import with_relabeled_rows
 from hardneg.data.types import texts_of
 
 log = logging.getLogger(__name__)
@@ -149,6 +151,8 @@ def export_negatives(negatives: str | Path, data, fmt: str, output: str | Path, 
     rows = read_negatives(negatives)
     check_ids(rows, data, negatives)
     _warn_other_data(negatives, data)
+    n_in = len(rows)
+    rows, relabeled = with_relabeled_rows(rows)  # judge-relabelled positives: one more row each, as in training
     dropped = 0
     if fmt == "sentence-transformers":
         cols, dropped = to_sentence_transformers(rows, data, st_format, num_negatives)
@@ -158,7 +162,7 @@ def export_negatives(negatives: str | Path, data, fmt: str, output: str | Path, 
         objs = (to_flagembedding if fmt == "flagembedding" else to_tevatron)(rows, data, group_by_query)
         _write_jsonl(output, objs)
         written = len(objs)
-    stats = {"rows_in": len(rows), "rows_written": written, "rows_dropped": dropped}
+    stats = {"rows_in": n_in, "relabeled_rows_added": relabeled, "rows_written": written, "rows_dropped": dropped}
     config = {"format": fmt, "negatives": str(negatives), "data": data.source, "split": data.split,
               "group_by_query": group_by_query, "st_format": st_format, "num_negatives": num_negatives}
     write_meta(output, config, negatives_sha256=sha256_file(negatives), data_fingerprint=data.fingerprint(),

@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from hardneg.core.errors import DataError
+from hardneg.core.errors import DataError, HardnegError
 from hardneg.core.files import sha256_file
 from hardneg.data.export import ntuple_columns
 from hardneg.data.load import load_data
-from hardneg.data.negatives import NegRow, check_ids, read_negatives
+from hardneg.data.negatives import check_ids, read_negatives
+from hardneg.data.relabel import known_positives, with_relabeled_rows
 from hardneg.training.config import Source, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -33,46 +34,6 @@ class Codes:
     known: dict[int, list[int]] = field(default_factory=dict)  # query code -> positive codes
     query_offset: int = 0
     doc_offset: int = 0
-
-
-def known_positives(rows) -> dict[str, list[str]]:
-    """Per query, its rows' positives then its relabelled passages, in order, without repeats.
-
-    >>> r = [NegRow("q", "a", 1.0, [], [], [], ["c"]), NegRow("q", "b", 1.0, [], [], [])]
-    >>> known_positives(r)
-    {'q': ['a', 'b', 'c']}
-    """
-    pos: dict[str, dict[str, None]] = {}
-    for r in rows:
-        pos.setdefault(r.qid, {})[r.pos_id] = None
-    for r in rows:
-        for d in getattr(r, "relabeled", []):
-            pos[r.qid].setdefault(d, None)
-    return {q: list(p) for q, p in pos.items()}
-
-
-def with_relabeled_rows(rows) -> tuple[list, int]:
-    """Rows plus one row per relabelled passage not already a row positive, placed after its query's
-    first row and sharing that row's negatives; returns (rows, rows added).
-
-    >>> r = [NegRow("q", "a", 1.0, ["x"], [0.5], ["t"], ["c"]), NegRow("q", "b", 1.0, ["y"], [0.4], ["t"], ["c"])]
-    >>> out, added = with_relabeled_rows(r)
-    >>> [(x.pos_id, x.neg_ids) for x in out], added
-    ([('a', ['x']), ('c', ['x']), ('b', ['y'])], 1)
-    """
-    row_pos = {(r.qid, r.pos_id) for r in rows}
-    out, done, added = [], set(), 0
-    for r in rows:
-        out.append(r)
-        if r.qid in done:
-            continue
-        done.add(r.qid)
-        for d in getattr(r, "relabeled", []):
-            if (r.qid, d) not in row_pos:
-                row_pos.add((r.qid, d))
-                out.append(NegRow(r.qid, d, None, list(r.neg_ids), list(r.neg_scores), list(r.neg_teachers)))
-                added += 1
-    return out, added
 
 
 def build_examples(source: Source, num_negatives: int, short_rows: str = "drop", seed: int = 42, *,
@@ -90,6 +51,12 @@ def build_examples(source: Source, num_negatives: int, short_rows: str = "drop",
     check_ids(rows, data, source.negatives)
     n_read = len(rows)
     known = known_positives(rows)
+    relabeled = sum(len(getattr(r, "relabeled", [])) for r in rows)
+    if relabeled and codes is None and not relabeled_rows:
+        raise HardnegError(f"{source.negatives} has {relabeled} judge-relabelled positives (mined with "
+                           "--false-negatives relabel) but nothing in this run would use them: train with the "
+                           "positives mask and/or relabelled rows (drop --no-mask-positives / --no-relabeled-rows), "
+                           "or mine with --false-negatives remove")
     added = 0
     if relabeled_rows:
         rows, added = with_relabeled_rows(rows)
