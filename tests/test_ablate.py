@@ -22,7 +22,7 @@ def test_method_settings():
             method_settings(bad)
 
 
-@pytest.mark.parametrize("name", ["quick", "scifact", "teachers"])
+@pytest.mark.parametrize("name", ["quick", "quick-sparse", "scifact", "teachers", "nfcorpus-sparse"])
 def test_builtin_recipes_load(name):
     cfg = load_config(name)
     assert cfg.data == "scifact" and cfg.student == "minilm" and "naive" in cfg.methods or name == "teachers"
@@ -51,7 +51,7 @@ def test_config_errors_name_file_and_line(tmp_path):
     p.write_text('[trian]\nepochs = 1\n')
     with pytest.raises(DataError, match=r":1: unknown section \[trian\]"):
         load_config(p)
-    with pytest.raises(DataError, match="ablation recipe not found.*quick, scifact, teachers"):
+    with pytest.raises(DataError, match="ablation recipe not found.*quick, quick-sparse, scifact, teachers"):
         load_config("nope")
     with pytest.raises(HardnegError, match="'cpu-small' is a packaged train recipe.*'hardneg train --config cpu-small'"):
         load_config("cpu-small")

@@ -102,6 +102,7 @@ class AblationConfig:
     student: str = "minilm"
     teachers: tuple[str, ...] = ("minilm",)
     teacher_backend: str = "torch"
+    teacher_max_length: int | None = None  # None: the teacher model's own max length
     methods: tuple[str, ...] = ("naive", "percpos:0.95")
     references: tuple[str, ...] = ("base",)
     seeds: tuple[int, ...] = (0,)
@@ -166,7 +167,8 @@ class AblationConfig:
         return [f"- data `{self.data}`: train on split `{self.train_split}` ({q} queries), "
                 f"evaluate on `{self.eval_split}`",
                 f"- student `{self.student}`; teachers {', '.join(f'`{x}`' for x in self.teachers)} "
-                f"(backend {self.teacher_backend}); {self.num_negatives} negatives per example, selection "
+                f"(backend {self.teacher_backend}, max length {self.teacher_max_length or 'model default'}); "
+                f"{self.num_negatives} negatives per example, selection "
                 f"`{self.selection}` from depth {self.depth}; seeds {list(self.seeds)}",
                 f"- training: {t.epochs:g} epoch(s), batch {t.batch_size}, lr {t.lr:g}, τ {t.temperature:g}, "
                 f"max length query {t.query_max_length} / passage {t.passage_max_length}, "

@@ -58,6 +58,8 @@ def plan_cells(cfg: AblationConfig, data_fp: str = "", probe_fp: str = "") -> li
     """
     mine = {"num_negatives": cfg.num_negatives, "selection": cfg.selection, "depth": cfg.depth,
             "teacher_backend": cfg.teacher_backend}
+    if cfg.teacher_max_length is not None:  # only when set: the ids of before stay
+        mine["teacher_max_length"] = cfg.teacher_max_length
     cells = [] if cfg.probe_only else _trained_cells(cfg, data_fp, mine)
     if cfg.fn_probe_data:
         probe = {"data": cfg.fn_probe_data, "data_fp": probe_fp, "split": cfg.fn_probe_split, "mine": mine}

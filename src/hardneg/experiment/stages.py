@@ -117,8 +117,8 @@ class Stages:
 
         key = (spec, seed if spec == "random" else 0)
         if key not in self._teachers:
-            self._teachers[key] = load_teacher(spec, backend=self.cfg.teacher_backend,
-                                               cache_dir=self.cfg.cache_dir, seed=key[1])
+            self._teachers[key] = load_teacher(spec, backend=self.cfg.teacher_backend, cache_dir=self.cfg.cache_dir,
+                                               seed=key[1], max_length=self.cfg.teacher_max_length)
         return self._teachers[key]
 
     def mine_config(self, method: dict, seed: int, **extra):
