@@ -157,3 +157,12 @@ def test_bad_relabeled_field_names_file_and_line(tmp_path):
                  '"neg_teachers": [], "relabeled": "d3"}\n')
     with pytest.raises(DataError, match="neg.jsonl:1: .relabeled. must be a list of document ids"):
         read_negatives(p)
+
+
+def test_a_judge_model_that_does_not_load_fails_before_any_work():
+    from hardneg.mining.teachers.judge import load_judge
+
+    with pytest.raises(HardnegError, match="could not load model '/nonexistent/ce'"):
+        load_judge(cfg(judge="cross-encoder", judge_model="/nonexistent/ce"), 2)
+    with pytest.raises(HardnegError, match="judge_frac must be in"):
+        cfg(judge_frac=0.0)
