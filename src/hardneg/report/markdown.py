@@ -7,7 +7,8 @@ from typing import Mapping, Sequence
 
 from hardneg.core.files import atomic_open
 from hardneg.report.plots import plot_all
-from hardneg.report.tables import Row, fn_table, method_table, mining_table, summarize, teacher_table, timing_table
+from hardneg.report.tables import (Row, fn_table, judge_table, method_table, mining_table, summarize, teacher_table,
+                                   timing_table)
 
 
 def render_markdown(cells: Sequence[Mapping], rows: Sequence[Row], plots: Sequence[Path], title: str,
@@ -20,6 +21,7 @@ def render_markdown(cells: Sequence[Mapping], rows: Sequence[Row], plots: Sequen
     if sum(r.kind == "method" for r in rows):
         parts += ["## Teachers (student NDCG@10 per teacher and method)", "", teacher_table(rows), ""]
     for head, table in (("## False negatives among mined negatives", fn_table(cells)),
+                        ("## The false-negative judge", judge_table(cells)),
                         ("## Mining", mining_table(cells)), ("## Time per cell", timing_table(cells))):
         if table:
             parts += [head, "", table, ""]

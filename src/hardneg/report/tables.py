@@ -20,9 +20,10 @@ log = logging.getLogger(__name__)
 
 
 PRIMARY, SECONDARY = "ndcg@10", "recall@100"
-REFERENCE_LABELS = {"base": "base (untrained)", "random": "random negatives", "inbatch": "in-batch only"}
+REFERENCE_LABELS = {"base": "base (untrained)", "random": "random negatives", "inbatch": "in-batch only",
+                    "peer": "peer: sentence-transformers mine_hard_negatives + MNRL"}
 
-KIND_ORDER = {"base": 0, "random": 1, "inbatch": 2, "method": 3}
+KIND_ORDER = {"base": 0, "random": 1, "inbatch": 2, "peer": 3, "method": 4}
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Row:
     per_query: dict[str, float] = field(default_factory=dict)  # primary, averaged over seeds
     vs_base: Delta | None = None
     vs_naive: Delta | None = None
+    vs_peer: Delta | None = None
 
     @property
     def name(self) -> str:
@@ -73,6 +75,11 @@ def summarize(cells: Sequence[Mapping], *, n_resamples: int = 2000, seed: int = 
         naive = next((n for n in naives if n.teacher == r.teacher), naives[0] if len(naives) == 1 else None)
         if naive is not None and r is not naive and r.per_query and r.kind != "base":
             r.vs_naive = paired_bootstrap(naive.per_query, r.per_query, n_resamples=n_resamples, seed=seed)
+    peers = [r for r in rows if r.kind == "peer" and r.per_query]
+    for r in rows:
+        peer = next((p for p in peers if p.teacher == r.teacher), peers[0] if len(peers) == 1 else None)
+        if peer is not None and r.kind == "method" and r.per_query:
+            r.vs_peer = paired_bootstrap(peer.per_query, r.per_query, n_resamples=n_resamples, seed=seed)
     return rows
 
 
@@ -90,12 +97,15 @@ def _delta(d: Delta | None) -> str:
 
 
 def method_table(rows: Sequence[Row]) -> str:
-    """Markdown table shaped like the paper's Table 3 (one row per method and teacher)."""
+    """Markdown table shaped like the paper's Table 3 (one row per method and teacher); a "vs peer"
+    column when the grid has the peer row."""
+    peer = any(r.vs_peer is not None for r in rows)
     lines = ["| method | teacher | seeds | NDCG@10 | Recall@100 | Δ NDCG@10 vs base [95% CI] "
-             "| Δ NDCG@10 vs naive [95% CI] |", "|---|---|---|---|---|---|---|"]
+             "| Δ NDCG@10 vs naive [95% CI] |" + (" Δ NDCG@10 vs peer [95% CI] |" if peer else ""),
+             "|---|---|---|---|---|---|---|" + ("---|" if peer else "")]
     for r in rows:
         lines.append(f"| {r.name} | {r.teacher or '–'} | {len(r.seeds)} | {_pm(r.primary)} | {_pm(r.secondary)} "
-                     f"| {_delta(r.vs_base)} | {_delta(r.vs_naive)} |")
+                     f"| {_delta(r.vs_base)} | {_delta(r.vs_naive)} |" + (f" {_delta(r.vs_peer)} |" if peer else ""))
     return "\n".join(lines)
 
 
@@ -115,7 +125,7 @@ def fn_table(cells: Sequence[Mapping]) -> str:
     """Markdown table of false-negative rates from ``fn_probe`` cells and from trained cells mined with
     sparse labels ('' when there are none): judged grade >= 1, and grade >= 2 (TREC-DL's 'relevant';
     grade 1 is 'related')."""
-    probes = [c for c in cells if c["kind"] == "fn_probe" or (c["kind"] in ("method", "random") and "fn" in c)]
+    probes = [c for c in cells if c["kind"] == "fn_probe" or (c["kind"] in ("method", "random", "peer") and "fn" in c)]
     if not probes:
         return ""
     lines = ["| method | teacher | data | false negatives / mined | rate (grade ≥ 1) | rate (grade ≥ 2) |",
@@ -139,6 +149,27 @@ def mining_table(cells: Sequence[Mapping]) -> str:
         s = c["mining"]["summary"]
         lines.append(f"| {c['row']} | {c.get('teacher') or '–'} | {c.get('seed', 0)} | {s['rows']} "
                      f"| {s['mean_negatives']:.2f} | {s['short_rows']} |")
+    return "\n".join(lines)
+
+
+def judge_table(cells: Sequence[Mapping]) -> str:
+    """The false-negative judge of each judged cell: what it flagged, did, and how it fared against the
+    held-out positives; and what training then had (rows, relabelled rows added, mask hits)."""
+    judged = [c for c in cells if c.get("judge")]
+    if not judged:
+        return ""
+    lines = ["| method | teacher | seed | flagged (query, passage) | action | relabelled | precision | recall "
+             "| training rows | relabelled rows added | rows where the mask fired |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in judged:
+        j, q = c["judge"], c["judge"].get("held_out") or {}
+        tr = c.get("train") or {}
+        data = (tr.get("data") or [{}])[0]
+        mask = tr.get("positives_mask") or {}
+        pr = lambda k: f"{q[k]:.3f}" if isinstance(q.get(k), (int, float)) and q[k] == q[k] else "–"  # noqa: E731
+        fired = f"{mask['rows_masked']} / {mask['rows']}" if mask.get("rows") else "–"
+        lines.append(f"| {c['row']} | {c.get('teacher') or '–'} | {c.get('seed', 0)} | {q.get('flagged', j.get('flagged'))} "
+                     f"| {j.get('action')} | {j.get('relabeled', 0)} | {pr('precision')} | {pr('recall')} "
+                     f"| {tr.get('examples', '–')} | {data.get('relabeled_rows_added', '–')} | {fired} |")
     return "\n".join(lines)
 
 
