@@ -132,3 +132,25 @@ def test_write_report_files(tmp_path):
     assert {p.name for p in pngs} == {"methods.png", "score_hist.png", "fn_rate.png", "teachers.png"}
     for p in pngs:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"({p.name})" in text
+
+
+def test_peer_row_vs_peer_column_and_judge_table():
+    from hardneg.report.tables import judge_table
+
+    base = _scores(40, seed=5)
+    judge = {"action": "relabel", "flagged": 12, "relabeled": 5,
+             "held_out": {"flagged": 6, "precision": 0.5, "recall": 0.25}}
+    train = {"examples": 30, "data": [{"relabeled_rows_added": 4}], "positives_mask": {"rows": 30, "rows_masked": 3}}
+    cells = [_cell("base", "base", None, 0, base),
+             _cell("peer", "st-mine relative_margin=0.05", "minilm", 0, {q: v + 0.02 for q, v in base.items()}),
+             _cell("method", "percpos:0.95+relabel", "minilm", 0, {q: v + 0.05 for q, v in base.items()},
+                   judge=judge, train=train)]
+    rows = summarize(cells)
+    assert [r.kind for r in rows] == ["base", "peer", "method"]
+    assert rows[2].vs_peer.mean == pytest.approx(0.03) and rows[2].vs_peer.significant
+    assert rows[1].vs_peer is None and rows[0].vs_peer is None
+    table = method_table(rows)
+    assert "vs peer" in table and "sentence-transformers mine_hard_negatives" in table
+    jt = judge_table(cells)
+    assert "| percpos:0.95+relabel | minilm | 0 | 6 | relabel | 5 | 0.500 | 0.250 | 30 | 4 | 3 / 30 |" in jt
+    assert judge_table(cells[:2]) == ""
