@@ -80,6 +80,8 @@ def _trained_cells(cfg: AblationConfig, data_fp: str, mine: dict) -> list[Cell]:
             cells.append(Cell("inbatch", "inbatch", None, seed, train))
         if "peer" in cfg.references:
             peer = {"relative_margin": cfg.peer_relative_margin, "num_negatives": cfg.num_negatives}
+            if cfg.teacher_max_length is not None:  # the same teacher as ours: same truncation
+                peer["max_length"] = cfg.teacher_max_length
             cells += [Cell("peer", f"st-mine relative_margin={cfg.peer_relative_margin:g}", t, seed,
                            {**train, "peer": peer}) for t in cfg.teachers if t not in ("bm25", "random")]
     # seed-major: a run stopped part-way has every row for its first seeds, not one row for all seeds

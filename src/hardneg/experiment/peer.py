@@ -31,6 +31,7 @@ class PeerConfig:
     num_negatives: int = 4
     sampling_strategy: str = "top"
     output_format: str = "n-tuple"
+    max_length: int | None = None  # the teacher's truncation (None: the model's)
     seed: int = 0  # unused by "top" sampling; the negatives meta records a seed
     library: str = field(default="sentence-transformers")
 
@@ -46,9 +47,10 @@ class _PeerResult:
 
 
 def peer_negatives(data, teacher: str, path: str | Path, *, relative_margin: float = 0.05,
-                   num_negatives: int = 4) -> Path:
+                   num_negatives: int = 4, max_length: int | None = None) -> Path:
     """Mine ``data``'s training pairs with ``sentence_transformers.util.mine_hard_negatives`` and
-    write the result to ``path`` (+ meta); returns ``path``."""
+    write the result to ``path`` (+ meta); returns ``path``. ``max_length``: the teacher's
+    truncation (``model.max_seq_length``; None keeps the model's)."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, __version__ as st_version
     from sentence_transformers.util import mine_hard_negatives
@@ -61,6 +63,8 @@ def peer_negatives(data, teacher: str, path: str | Path, *, relative_margin: flo
     t0 = time.perf_counter()
     model_path = resolve_model(teacher)
     model = SentenceTransformer(str(model_path), device="cpu")
+    if max_length is not None:
+        model.max_seq_length = max_length
     texts = data.corpus.passage_texts()
     pairs = [(q, d) for q in data.query_ids() for d in data.relevant(q)]
     queries = [data.queries[q] for q, _ in pairs]
@@ -69,7 +73,7 @@ def peer_negatives(data, teacher: str, path: str | Path, *, relative_margin: flo
                                 relative_margin=relative_margin, num_negatives=num_negatives,
                                 sampling_strategy="top", output_format="n-tuple", output_scores=True, verbose=False)
     rows = rows_from_ntuple(mined.to_dict(), pairs, queries, positives, texts, data.corpus.ids, f"st:{teacher}")
-    config = PeerConfig(teacher, relative_margin, num_negatives)
+    config = PeerConfig(teacher, relative_margin, num_negatives, max_length=max_length)
     stats = {"pairs": len(pairs), "rows": len(rows), "pairs_without_enough_negatives": len(pairs) - len(rows),
              "sentence_transformers": st_version}
     log.info("peer (sentence-transformers %s): %d of %d pairs got %d negatives", st_version, len(rows), len(pairs),
