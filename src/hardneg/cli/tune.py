@@ -49,7 +49,7 @@ def run(args) -> int:
 
     config = config_from_args(TuneConfig, args)  # validate before any loading
     data = load_data(config.data, config.split)
-    settings = TeacherSettings(backend=config.backend, cache_dir=config.cache_dir)
+    settings = TeacherSettings(backend=config.backend, cache_dir=config.cache_dir, max_length=config.max_length)
     teachers = [load_teacher(t, settings, seed=config.seed) for t in config.teacher]
     result = tune(data, teachers, config)
     rec = result.recommendation

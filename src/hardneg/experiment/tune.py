@@ -151,6 +151,8 @@ class TuneConfig:
     max_queries: int | None = opt(None, "tune on a seeded sample of this many queries (faster)", default_help="all")
     seed: int = opt(42, "seed of the --max-queries sample")
     backend: str = opt("torch", "encoder backend for dense teachers", choices=ENCODER_BACKENDS, group=TEACHERS)
+    max_length: int | None = opt(None, "max tokens per text for dense teachers", default_help="the model's",
+                                 group=TEACHERS)
     cache_dir: str | None = opt(None, "embedding/pool cache", default_help="$HARDNEG_CACHE or ~/.cache/hardneg",
                                 group=TEACHERS)
     output: str | None = opt(None, "write DIR/tune.json (+ tune.json.meta.json) and DIR/tune.png", metavar="DIR",
@@ -279,6 +281,8 @@ def mine_command(config: TuneConfig, params: dict, output: str = "negatives.json
     parts += ["--num-negatives", str(config.num_negatives), "--depth", str(config.depth)]
     if config.backend != "torch":
         parts += ["--backend", config.backend]
+    if config.max_length is not None:
+        parts += ["--max-length", str(config.max_length)]
     if config.cache_dir:
         parts += ["--cache-dir", config.cache_dir]
     return shlex.join(parts)
