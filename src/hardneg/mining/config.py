@@ -12,6 +12,7 @@ from hardneg.mining.judges import FN_ACTIONS, JUDGES
 from hardneg.mining.select import SELECTIONS
 
 SHORTFALL = ("keep", "drop", "deepen")
+DEFAULT_LLM_PROMPT = "Query: {query}\nPassage: {passage}\nIs the passage relevant to the query? Answer yes or no.\nAnswer:"
 METHOD, SELECTION, JUDGE = "method", "selection", "false negatives"  # --help groups
 
 
@@ -56,7 +57,8 @@ class MineConfig:
                           "(~0.05-0.5 for BM25)", group=SELECTION)
     simans_b: float = opt(0.0, "simans: shift b of the peak from the positive's score", group=SELECTION)
     judge: str = opt("none", "false-negative judge run on the survivors: agreement = flagged when at least "
-                     "--judge-min-votes teachers score it at or above their own positive's PercPos threshold",
+                     "--judge-min-votes teachers score it at or above their own positive's PercPos threshold; "
+                     "cross-encoder / llm = a model (--judge-model) scores each survivor and the positives",
                      choices=JUDGES, group=JUDGE)
     judge_min_votes: int = opt(1, "agreement: teachers that must agree", group=JUDGE)
     judge_frac: float = opt(0.95, "agreement: a teacher votes when s >= p - |p|(1-frac)", group=JUDGE)
@@ -64,9 +66,20 @@ class MineConfig:
                                "or drop-query (leave out queries with more than --drop-query-over flags)",
                                choices=FN_ACTIONS, group=JUDGE)
     drop_query_over: int = opt(5, "drop-query: the most flagged passages a query may have", group=JUDGE)
-    judge_model: str | None = opt(None, "cross-encoder: the judge model (a folder or a cached hub id)",
-                                  default_help="none", metavar="CROSS_ENCODER", group=JUDGE)
-    judge_margin: float = opt(0.0, "cross-encoder: flag when ce(candidate) >= ce(positive) - margin", group=JUDGE)
+    judge_model: str | None = opt(None, "cross-encoder / llm: the judge model (a folder or a cached hub id; "
+                                  "llm: any causal LM)", default_help="none", metavar="MODEL", group=JUDGE)
+    judge_margin: float = opt(0.0, "cross-encoder: flag when ce(candidate) >= ce(positive) - margin; llm with "
+                              "--judge-llm-relative: when P(yes|candidate) >= P(yes|positive) - margin", group=JUDGE)
+    judge_llm_threshold: float = opt(0.5, "llm: flag when P(yes) >= this, P(yes) = softmax of the next-token "
+                                     "logits of ' yes' / ' no' (0.5: the model answers yes rather than no)",
+                                     group=JUDGE)
+    judge_llm_relative: bool = opt(False, "llm: flag relative to the query's positive instead: P(yes|candidate) "
+                                   ">= min P(yes|positive) - --judge-margin", group=JUDGE)
+    judge_prompt: str = opt(DEFAULT_LLM_PROMPT, "llm: the yes/no prompt, with {query} and {passage} ('\\n' = "
+                            "newline; end it just before the answer word)", default_help=repr(DEFAULT_LLM_PROMPT),
+                            convert=lambda s: s.replace("\\n", "\n"), group=JUDGE)
+    judge_max_length: int = opt(512, "llm: passage tokens kept (the rest is cut)", group=JUDGE)
+    judge_batch_size: int = opt(16, "llm: prompts per forward pass (left-padded)", group=JUDGE)
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -91,6 +104,12 @@ class MineConfig:
                                f"{self.drop_query_over}")
         if not 0.0 < self.judge_frac <= 1.5:
             raise HardnegError(f"judge_frac must be in (0, 1.5], got {self.judge_frac}")
+        if not 0.0 <= self.judge_llm_threshold <= 1.0:
+            raise HardnegError(f"judge_llm_threshold must be in [0, 1] (a probability), got {self.judge_llm_threshold}")
+        if self.judge_max_length < 1 or self.judge_batch_size < 1:
+            raise HardnegError(f"judge_max_length and judge_batch_size must be >= 1, got {self.judge_max_length}, "
+                               f"{self.judge_batch_size}")
+        check_judge_prompt(self.judge_prompt)
         if self.simans_a <= 0:
             raise HardnegError(f"simans_a must be > 0, got {self.simans_a}")
         if self.sample_temperature <= 0:
@@ -106,6 +125,29 @@ class MineConfig:
     def filter_params(self) -> dict:
         """The keyword arguments ``filters.method_mask`` takes."""
         return {"shift": self.shift, "max_score": self.max_score, "margin": self.margin, "perc": self.perc}
+
+
+def check_judge_prompt(template) -> str:
+    """The llm judge's prompt, checked: a str with the placeholders ``{query}`` and ``{passage}`` and no
+    others (write a literal brace as ``{{`` / ``}}``).
+
+    >>> check_judge_prompt("Q: {query} P: {passage}")
+    'Q: {query} P: {passage}'
+    >>> check_judge_prompt("Q: {query}")
+    Traceback (most recent call last):
+    hardneg.core.errors.HardnegError: judge_prompt needs the placeholder {passage}: got 'Q: {query}'
+    """
+    if not isinstance(template, str):
+        raise HardnegError(f"judge_prompt must be a str with {{query}} and {{passage}}, got {template!r}")
+    for name in ("query", "passage"):
+        if "{" + name + "}" not in template:
+            raise HardnegError(f"judge_prompt needs the placeholder {{{name}}}: got {template!r}")
+    try:
+        template.format(query="", passage="")
+    except (KeyError, IndexError, ValueError) as e:
+        raise HardnegError(f"judge_prompt may only use {{query}} and {{passage}} (write a literal brace as {{{{ or "
+                           f"}}}}): {type(e).__name__} {e} in {template!r}") from None
+    return template
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -16,6 +16,10 @@ Judges (the protocol is ``Judge``: ``name`` and ``judge(pools, p) -> [JudgeOut p
 * ``cross-encoder`` (``mining.teachers.judge.CrossEncoderJudge``): a cross-encoder scores each
   survivor and the query's known positives (all pairs of all queries in one batched call);
   flagged when ``ce(candidate) >= min ce(positive) - margin`` (``margin_flags``).
+* ``llm`` (``mining.teachers.judge.LlmJudge``): a causal LM is asked a yes/no relevance prompt
+  (``MineConfig.judge_prompt``) for each survivor and the known positives; its score is
+  P(yes) = softmax over the next-token logits of " yes" and " no"; flagged when P(yes) >=
+  ``judge_llm_threshold`` (or, relative, when P(yes) >= min P(yes | positive) - margin).
 
 >>> pools = [(np.array([[4, 5, 6]]), np.array([[0.9, 0.6, 0.2]])), (np.array([[5, 4, 7]]), np.array([[8.0, 1.0, 0.5]]))]
 >>> out = AgreementJudge(min_votes=2, frac=0.95).judge(pools, [np.array([0.8]), np.array([5.0])])
@@ -35,7 +39,7 @@ import numpy as np
 from hardneg.core.errors import HardnegError
 from hardneg.mining.filters import perc_threshold
 
-JUDGES = ("none", "agreement", "cross-encoder")
+JUDGES = ("none", "agreement", "cross-encoder", "llm")
 FN_ACTIONS = ("remove", "relabel", "keep", "drop-query")
 
 Pool = tuple[np.ndarray, np.ndarray]  # (doc_idx (Q, D) int64, -1 = padding; scores (Q, D) float)
