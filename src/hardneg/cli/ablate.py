@@ -61,7 +61,12 @@ def register(subparsers) -> None:
     p.add_argument("--report-only", action="store_true", help="rebuild report.md and plots from DIR/results.json")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing non-empty --output folder that is not an ablation run (default: refuse)")
     p.set_defaults(func=run)
+
+
+MARKERS = ("cells", "work", "results.json", "results.json.meta.json", "report.md")  # a run folder: resumed
 
 
 def _overrides(args) -> dict:
@@ -77,9 +82,13 @@ def _overrides(args) -> dict:
 def run(args) -> int:
     from pathlib import Path
 
+    from hardneg.cli.guard import data_paths, model_paths
     from hardneg.core.errors import HardnegError
+    from hardneg.core.outputs import guard_output
     from hardneg.experiment.config import load_config
 
+    if not str(args.output).strip():
+        raise HardnegError("--output is empty: give a folder path")
     out = Path(args.output)
     if args.report_only:
         from hardneg.core.files import read_json
@@ -87,8 +96,9 @@ def run(args) -> int:
 
         if not (out / "results.json").is_file():
             raise HardnegError(f"{out / 'results.json'} not found: run the ablation first")
-        res = read_json(out / "results.json")
-        path, rows, pngs = write_report(res["cells"], out, plots=not args.no_plots)
+        with guard_output(out, kind="dir"):
+            res = read_json(out / "results.json")
+            path, rows, pngs = write_report(res["cells"], out, plots=not args.no_plots)
         _print_tables(res["cells"], rows)
         print(f"\nreport: {path}")
         return 0
@@ -98,7 +108,10 @@ def run(args) -> int:
     from hardneg.experiment.grid import run_ablation
     from hardneg.report.tables import summarize
 
-    res = run_ablation(cfg, out, progress=not args.quiet, plots=not args.no_plots)
+    inputs = [*data_paths(cfg.data, cfg.fn_probe_data), *model_paths(cfg.student, *cfg.teachers)]
+    with guard_output(out, kind="dir", inputs=inputs, exists="ours", markers=MARKERS, force=args.force,
+                      recursive=True):
+        res = run_ablation(cfg, out, progress=not args.quiet, plots=not args.no_plots)
     _print_tables(res["cells"], summarize(res["cells"]))
     print(f"\nresults: {out / 'results.json'}\nreport:  {res['report']}")
     for p in res["plots"]:

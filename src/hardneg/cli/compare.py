@@ -53,7 +53,7 @@ def register(subparsers) -> None:
     p.add_argument("--intersect", action="store_true",
                    help="compare on the queries the runs share (default: off, queries scored by only one run "
                    "are an error)")
-    p.add_argument("--json", type=Path, default=None, metavar="OUT",
+    p.add_argument("--json", default=None, metavar="OUT",
                    help="also write the table as JSON here (+ OUT.meta.json) (default: none)")
     p.set_defaults(func=run)
 
@@ -134,10 +134,9 @@ def format_rows(rows, level: float = 0.95) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hardneg.analysis.compare import compare
     from hardneg.core.errors import HardnegError
-    from hardneg.core.files import write_json
-    from hardneg.core.provenance import write_meta
+    from hardneg.core.outputs import guard_output
+    from hardneg.evaluation.run import per_query_path
 
     if len(args.runs) < 2:
         raise HardnegError("give a baseline and at least one run to compare with it")
@@ -145,6 +144,15 @@ def run(args: argparse.Namespace) -> int:
     if len(set(names)) < len(names):
         raise HardnegError("the same file is given twice")
     metrics = [m.strip() for arg in args.metric or () for m in arg.split(",") if m.strip()] or None
+    with guard_output(args.json, inputs=[q for p in args.runs for q in (p, per_query_path(p))], flag="--json"):
+        return _run(args, names, metrics)
+
+
+def _run(args: argparse.Namespace, names: list[str], metrics: list[str] | None) -> int:
+    from hardneg.analysis.compare import compare
+    from hardneg.core.files import write_json
+    from hardneg.core.provenance import write_meta
+
     level = _bootstrap_defaults()["level"]
     runs = {name: load_run(path) for name, path in zip(names, args.runs)}
     rows = compare(runs, metrics=metrics, n_resamples=args.resamples, seed=args.seed, level=level,

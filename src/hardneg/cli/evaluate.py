@@ -29,7 +29,7 @@ def register(subparsers) -> None:
         "the exact top-k by dot product, and score the ranking as MTEB does.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p, EvalConfig, only=("model", "data", "split"))
-    p.add_argument("--output", type=Path,
+    p.add_argument("--output",
                    help="write the metric means here as JSON (+ its .per_query.json and OUTPUT.meta.json)")
     add_config_args(p, EvalConfig, exclude=("model", "data", "split"))
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -50,12 +50,22 @@ def format_table(metrics: dict[str, float]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hardneg.cli.guard import data_paths, model_paths
     from hardneg.core.options import config_from_args
-    from hardneg.data.load import load_data
-    from hardneg.encode.load import load_encoder
-    from hardneg.evaluation.run import EvalConfig, evaluate, per_query_path, write_eval
+    from hardneg.core.outputs import guard_output
+    from hardneg.evaluation.run import EvalConfig, per_query_path
 
     config = config_from_args(EvalConfig, args)  # validate before any loading
+    also = [per_query_path(args.output)] if args.output else []
+    with guard_output(args.output, inputs=[*data_paths(config.data), *model_paths(config.model)], also=also):
+        return _run(args, config)
+
+
+def _run(args: argparse.Namespace, config) -> int:
+    from hardneg.data.load import load_data
+    from hardneg.encode.load import load_encoder
+    from hardneg.evaluation.run import evaluate, per_query_path, write_eval
+
     data = load_data(config.data, config.split)
     encoder = load_encoder(config.model, **config.encoder_kwargs())
     res = evaluate(encoder, data, k=config.k, cache_dir=config.cache_dir, progress=not args.no_progress,

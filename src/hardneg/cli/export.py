@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--split", default="train", help="qrels split it was mined from (default: train)")
     p.add_argument("--format", required=True, choices=FORMATS,
                    help="target library's format")
-    p.add_argument("--output", required=True, type=Path, help="output file (.jsonl; .parquet for sentence-transformers)")
+    p.add_argument("--output", required=True, help="output file (.jsonl; .parquet for sentence-transformers)")
     p.add_argument("--group-by-query", action="store_true",
                    help="one row per query instead of per (query, positive) (flagembedding, tevatron)")
     p.add_argument("--st-format", choices=ST_FORMATS, default=ST_FORMATS[0],
@@ -47,7 +47,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from hardneg.cli.guard import data_paths, negatives_paths
     from hardneg.core.errors import HardnegError
+    from hardneg.core.outputs import guard_output
     from hardneg.data.export import export_negatives
     from hardneg.data.load import load_data
 
@@ -56,9 +58,10 @@ def run(args) -> int:
     if args.group_by_query and args.format == "sentence-transformers":
         raise HardnegError("--group-by-query applies to flagembedding and tevatron; "
                            "sentence-transformers rows are (anchor, positive, negatives)")
-    data = load_data(args.data, args.split)
-    stats = export_negatives(args.negatives, data, args.format, args.output, group_by_query=args.group_by_query,
-                             st_format=args.st_format, num_negatives=args.num_negatives)
+    with guard_output(args.output, inputs=[*negatives_paths(args.negatives), *data_paths(args.data)]):
+        data = load_data(args.data, args.split)
+        stats = export_negatives(args.negatives, data, args.format, args.output, group_by_query=args.group_by_query,
+                                 st_format=args.st_format, num_negatives=args.num_negatives)
     print(f"read {stats['rows_in']} rows, wrote {stats['rows_written']} {args.format} rows to {args.output}")
     if stats["rows_dropped"]:
         print(f"dropped {stats['rows_dropped']} rows with too few negatives to fill the columns")

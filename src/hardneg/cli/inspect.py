@@ -28,8 +28,8 @@ def register(subparsers) -> None:
         "and how many negatives the qrels mark relevant (held-out false negatives).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p, InspectConfig, only=("negatives", "data", "split"))
-    p.add_argument("--plot", type=Path, default=None, help="write histograms + FN rate per rank to this PNG")
-    p.add_argument("--output", type=Path, default=None, help="write the report as JSON (+ OUTPUT.meta.json)")
+    p.add_argument("--plot", default=None, help="write histograms + FN rate per rank to this PNG")
+    p.add_argument("--output", default=None, help="write the report as JSON (+ OUTPUT.meta.json)")
     add_config_args(p, InspectConfig, exclude=("negatives", "data", "split"))
     p.set_defaults(func=run)
 
@@ -45,15 +45,25 @@ def _mined_anchor_only(negatives: Path) -> bool | None:
 
 
 def run(args) -> int:
-    from hardneg.analysis.negatives import (InspectConfig, audit_sample, format_report, inspect_rows,
-                                            write_inspection)
+    from hardneg.analysis.negatives import InspectConfig
+    from hardneg.cli.guard import data_paths, negatives_paths
     from hardneg.core.options import config_from_args
+    from hardneg.core.outputs import check_distinct, guard_output
+
+    config = config_from_args(InspectConfig, args)
+    negatives = Path(config.negatives)
+    inputs = [*negatives_paths(negatives), *data_paths(config.data)]
+    check_distinct({"--plot": args.plot, "--output": args.output})
+    with guard_output(args.plot, inputs=inputs, flag="--plot"), guard_output(args.output, inputs=inputs):
+        return _run(args, config, negatives)
+
+
+def _run(args, config, negatives: Path) -> int:
+    from hardneg.analysis.negatives import audit_sample, format_report, inspect_rows, write_inspection
     from hardneg.data.load import load_data
     from hardneg.data.negatives import audit_path, check_ids, read_audit, read_negatives
     from hardneg.report.plots import plot_negatives as plot_report
 
-    config = config_from_args(InspectConfig, args)
-    negatives = Path(config.negatives)
     rows = read_negatives(negatives)
     data = load_data(config.data, config.split)
     check_ids(rows, data, negatives)

@@ -63,6 +63,19 @@ def engine_config(args):
 
 
 def run(args) -> int:
+    """Guard the output (its audit file too), then mine; a rerun overwrites the previous result."""
+    from hardneg.cli.guard import data_paths, model_paths
+    from hardneg.core.outputs import guard_output
+    from hardneg.data.negatives import audit_path
+
+    inputs = [*data_paths(args.data),
+              *model_paths(*args.teacher, *args.judge_teacher, getattr(args, "rescore_with", None))]
+    also = [audit_path(args.output)] if str(args.output).strip() else []
+    with guard_output(args.output, inputs=inputs, also=also):
+        return _run(args)
+
+
+def _run(args) -> int:
     from hardneg.core.options import config_from_args
     from hardneg.data.load import load_data
     from hardneg.data.negatives import audit_path, write_negatives

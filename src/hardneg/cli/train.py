@@ -33,7 +33,22 @@ def register(subparsers) -> None:
     add_config_args(p, TrainConfig, only=("model",), require_missing=False)
     add_config_args(p, Source, repeat=("data", "negatives"), require_missing=False)
     add_config_args(p, TrainConfig, exclude=("model", "sources"), require_missing=False)
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing non-empty --output folder that is not a training output "
+                        "(default: refuse; a finished output is refused either way, --resume continues one)")
     p.set_defaults(func=run)
+
+
+def guard(config, force: bool = False):
+    """The output guard of one training run: ``config.output`` is a folder that is none of its inputs."""
+    from hardneg.cli.guard import data_paths, model_paths, negatives_paths
+    from hardneg.core.outputs import guard_output
+    from hardneg.training.config import CHECKPOINTS, META_NAME
+
+    inputs = [*model_paths(config.model), *data_paths(*(s.data for s in config.sources)),
+              *negatives_paths(*(s.negatives for s in config.sources))]
+    return guard_output(config.output, kind="dir", inputs=inputs, exists="ours", force=force,
+                        markers=(CHECKPOINTS, f"{META_NAME}.meta.json", ".final.partial", "loss_log.json"))
 
 
 def config_from_args(args):
@@ -51,13 +66,20 @@ def config_from_args(args):
 
 
 def run(args) -> int:
-    if args.config:
-        from hardneg.training.recipes import run_recipe
+    from contextlib import ExitStack
 
-        out = run_recipe(args.config, resume=args.resume)
-    else:
-        from hardneg.training.trainer import train
+    with ExitStack() as stack:
+        if args.config:
+            from hardneg.training.recipes import load_recipe, run_recipe
 
-        out = train(config_from_args(args))
+            for stage in load_recipe(args.config)[1]:
+                stack.enter_context(guard(stage, args.force))
+            out = run_recipe(args.config, resume=args.resume)
+        else:
+            from hardneg.training.trainer import train
+
+            config = config_from_args(args)
+            stack.enter_context(guard(config, args.force))
+            out = train(config)
     print(f"model: {out}")
     return 0

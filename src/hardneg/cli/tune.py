@@ -41,13 +41,23 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from hardneg.analysis.tune import format_table
+    from hardneg.cli.guard import data_paths, model_paths
     from hardneg.core.options import config_from_args
-    from hardneg.data.load import load_data
-    from hardneg.experiment.tune import TuneConfig, tune, write_tune
-    from hardneg.mining.teachers.load import TeacherSettings, load_teacher
+    from hardneg.core.outputs import guard_output
+    from hardneg.experiment.tune import TuneConfig
 
     config = config_from_args(TuneConfig, args)  # validate before any loading
+    inputs = [*data_paths(config.data), *model_paths(*config.teacher)]
+    with guard_output(config.output, kind="dir", inputs=inputs):
+        return _run(config)
+
+
+def _run(config) -> int:
+    from hardneg.analysis.tune import format_table
+    from hardneg.data.load import load_data
+    from hardneg.experiment.tune import tune, write_tune
+    from hardneg.mining.teachers.load import TeacherSettings, load_teacher
+
     data = load_data(config.data, config.split)
     settings = TeacherSettings(backend=config.backend, cache_dir=config.cache_dir, max_length=config.max_length)
     teachers = [load_teacher(t, settings, seed=config.seed) for t in config.teacher]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hardneg.core.errors import DataError
 from hardneg.core.files import atomic_open
-from hardneg.core.provenance import write_meta
+from hardneg.core.provenance import read_meta, write_meta
 from hardneg.data.beir import iter_jsonl
 
 FIELDS = ("qid", "pos_id", "pos_score", "neg_ids", "neg_scores", "neg_teachers")
@@ -70,8 +70,9 @@ def write_negatives(path: str | Path, result, config, **extra) -> Path:
     with atomic_open(path) as f:
         for row in result.rows:
             f.write(row_json(row) + "\n")
-    write_meta(path, config, teachers=result.teachers, data_fingerprint=result.data_fingerprint,
-               seed=config.seed, timings=result.timings, stats=result.stats,
+    write_meta(path, config, with_files=[audit_path(path)] if audit is not None else [],  # meta last: the commit
+               teachers=result.teachers, data_fingerprint=result.data_fingerprint, seed=config.seed,
+               timings=result.timings, stats=result.stats,
                **{"search": getattr(result, "search", None) or [{"backend": "n/a"}] * len(result.teachers), **extra})
     return path
 
@@ -113,6 +114,7 @@ def read_negatives(path: str | Path) -> list:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, None, "negatives file not found", "create it with 'hardneg mine'")
+    read_meta(path)  # HardnegError when a meta beside it commits other bytes (a run died before its meta)
     rows = []
     for lineno, obj in iter_jsonl(path):
         _check_row(path, lineno, obj)

@@ -87,8 +87,9 @@ def write_eval(output: str | Path, result: EvalResult, config: EvalConfig, *, da
     per_query = per_query_path(output)
     write_json(per_query, result.per_query)  # first: a means file never lacks its per-query values
     write_json(output, result.metrics)
-    write_meta(output, config, model_fingerprint=model_fingerprint, data_fingerprint=data.fingerprint(),
-               data_source=data.source, split=config.split, backend=config.backend, timings=result.timings,
+    write_meta(output, config, with_files=[per_query], model_fingerprint=model_fingerprint,
+               data_fingerprint=data.fingerprint(), data_source=data.source, split=config.split,
+               backend=config.backend, timings=result.timings,
                n_queries=result.n_queries, n_passages=len(data.corpus), per_query=per_query.name)
     return Path(output)
 

@@ -152,6 +152,7 @@ class Stages:
         n-tuple output, its default ``range_max``), texts mapped back to ids. Deterministic, so it is
         mined once per teacher and reused by every seed (``work/peer-<hash>/``)."""
         from hardneg.core.files import read_json
+        from hardneg.core.provenance import is_committed
         from hardneg.data.negatives import read_negatives
         from hardneg.experiment.peer import peer_negatives
 
@@ -160,7 +161,7 @@ class Stages:
 
         key = hashlib.sha256(json.dumps([teacher, settings, self.data_fingerprint()], sort_keys=True).encode())
         path = self.work / f"peer-{key.hexdigest()[:12]}" / "negatives.jsonl"
-        if not path.is_file():
+        if not is_committed(path):  # data + matching meta: a run killed between the two mines again
             peer_negatives(self.train_data, teacher, path, **settings)
         stats = read_json(path.with_name(path.name + ".meta.json")).get("stats", {})
         return path, [row_dict(r) for r in read_negatives(path)], stats
