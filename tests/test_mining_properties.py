@@ -27,14 +27,17 @@ def problems(draw):
     for q in range(nq):
         pos = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3, unique=True))
         qrels[f"q{q}"] = {f"d{i}": draw(st.integers(1, 2)) for i in pos}
+    num_negatives = draw(st.integers(1, 4))
+    on_shortfall = draw(st.sampled_from(["keep", "drop", "deepen"]))
+    min_depth = 1 if on_shortfall == "deepen" else num_negatives  # depth < num_negatives is refused unless deepened
     cfg = MineConfig(method=draw(st.sampled_from(["naive", "shifted", "abs", "marginpos", "percpos"])),
                      shift=draw(st.integers(0, 4)), max_score=float(draw(st.sampled_from([0.0, 0.5, 10.0]))),
                      margin=draw(st.sampled_from([0.0, 0.05, 2.0])), perc=draw(st.sampled_from([0.5, 0.95, 1.0])),
                      min_score=draw(st.sampled_from([None, -1.0])),
                      positive_score=draw(st.sampled_from(["min", "mean", "max"])),
-                     num_negatives=draw(st.integers(1, 4)), select=draw(st.sampled_from(["top", "sampled", "top1-sampled"])),
+                     num_negatives=num_negatives, select=draw(st.sampled_from(["top", "sampled", "top1-sampled"])),
                      sample_from=draw(st.integers(4, 6)), sample_temperature=draw(st.sampled_from([0.1, 1.0, 30.0])),
-                     depth=draw(st.integers(1, n)), on_shortfall=draw(st.sampled_from(["keep", "drop", "deepen"])),
+                     depth=draw(st.integers(min_depth, n)), on_shortfall=on_shortfall,
                      seed=draw(st.integers(0, 3)), anchor_only=draw(st.booleans()))
     corpus = Corpus([f"d{i}" for i in range(n)], [""] * n, ["x"] * n)
     data = RetrievalData(corpus, {f"q{q}": "q" for q in range(nq)}, qrels, "train")

@@ -14,6 +14,7 @@ formats:
   flagembedding          JSONL {"query", "pos": [text], "neg": [text], "pos_scores", "neg_scores"}
   sentence-transformers  table like mine_hard_negatives(): anchor, positive, negative_1..n (n-tuple)
                          or anchor, positive, negative (triplet); .parquet -> parquet, else JSONL
+                         (the other formats write JSONL only: a .parquet / .csv output is refused)
   tevatron               JSONL {"query_id", "query", "positive_passages": [{"docid", "title", "text"}],
                          "negative_passages": [...]}
 One output row per (query, positive) row of the negatives file; --group-by-query merges a query's
@@ -50,14 +51,18 @@ def run(args) -> int:
     from hardneg.cli.guard import data_paths, negatives_paths
     from hardneg.core.errors import HardnegError
     from hardneg.core.outputs import guard_output
-    from hardneg.data.export import export_negatives
+    from hardneg.data.export import check_output_format, export_negatives
     from hardneg.data.load import load_data
 
     if args.num_negatives is not None and args.num_negatives < 1:
         raise HardnegError("--num-negatives must be >= 1")
+    if args.num_negatives is not None and (args.format, args.st_format) != ("sentence-transformers", "n-tuple"):
+        raise HardnegError("--num-negatives sets the n of the sentence-transformers n-tuple columns; the other "
+                           "formats write every negative of a row (drop --num-negatives)")
     if args.group_by_query and args.format == "sentence-transformers":
         raise HardnegError("--group-by-query applies to flagembedding and tevatron; "
                            "sentence-transformers rows are (anchor, positive, negatives)")
+    check_output_format(args.format, args.output)  # before the guard takes the output
     with guard_output(args.output, inputs=[*negatives_paths(args.negatives), *data_paths(args.data)]):
         data = load_data(args.data, args.split)
         stats = export_negatives(args.negatives, data, args.format, args.output, group_by_query=args.group_by_query,

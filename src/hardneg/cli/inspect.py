@@ -44,6 +44,18 @@ def _mined_anchor_only(negatives: Path) -> bool | None:
         return None
 
 
+PLOT_SUFFIXES = (".png",)  # report.plots.plot_negatives writes PNG bytes whatever the name
+
+
+def check_plot_path(path) -> None:
+    """``--plot`` must name a .png file: the plot is a PNG, and PNG bytes in ``x.txt`` / ``x.pdf`` mislead."""
+    from hardneg.core.errors import HardnegError
+
+    if path is not None and str(path).strip() and Path(path).suffix.lower() not in PLOT_SUFFIXES:
+        raise HardnegError(f"--plot writes a PNG image: name it {Path(path).with_suffix('.png').name} "
+                           f"(got {Path(path).name!r}; PDF and SVG are not written)")
+
+
 def run(args) -> int:
     from hardneg.analysis.negatives import InspectConfig
     from hardneg.cli.guard import data_paths, negatives_paths
@@ -54,6 +66,7 @@ def run(args) -> int:
     negatives = Path(config.negatives)
     inputs = [*negatives_paths(negatives), *data_paths(config.data)]
     check_distinct({"--plot": args.plot, "--output": args.output})
+    check_plot_path(args.plot)
     with guard_output(args.plot, inputs=inputs, flag="--plot"), guard_output(args.output, inputs=inputs):
         return _run(args, config, negatives)
 
@@ -61,10 +74,10 @@ def run(args) -> int:
 def _run(args, config, negatives: Path) -> int:
     from hardneg.analysis.negatives import audit_sample, format_report, inspect_rows, write_inspection
     from hardneg.data.load import load_data
-    from hardneg.data.negatives import audit_path, check_ids, read_audit, read_negatives
+    from hardneg.data.negatives import audit_path, check_ids, read_audit, read_negatives, require_rows
     from hardneg.report.plots import plot_negatives as plot_report
 
-    rows = read_negatives(negatives)
+    rows = require_rows(read_negatives(negatives), negatives)
     data = load_data(config.data, config.split)
     check_ids(rows, data, negatives)
     missing = len({r.qid for r in rows} - set(data.qrels))

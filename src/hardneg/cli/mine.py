@@ -81,12 +81,17 @@ def _run(args) -> int:
     from hardneg.data.negatives import audit_path, write_negatives
     from hardneg.mining.config import MineConfig
     from hardneg.mining.mine import mine
+    from hardneg.mining.stats import warning_messages
     from hardneg.mining.teachers.judge import load_judge
-    from hardneg.mining.teachers.load import TeacherSettings, load_teacher
+    from hardneg.mining.teachers.load import TeacherSettings, load_teacher, unused_settings
 
     t0 = time.perf_counter()
     config = config_from_args(MineConfig, args)  # validate before any loading
     settings = config_from_args(TeacherSettings, args)
+    unused = unused_settings([*args.teacher, *args.judge_teacher], settings)
+    if unused:
+        print(f"warning: {', '.join(unused)} apply to dense teachers only; "
+              f"{', '.join(dict.fromkeys([*args.teacher, *args.judge_teacher]))} ignore them")
     engine = engine_config(args)
     data = load_data(args.data, args.split)
     teachers = [load_teacher(t, settings, seed=config.seed, engine=engine) for t in args.teacher]
@@ -124,5 +129,7 @@ def _run(args) -> int:
               f"audit in {audit_path(out)}")
         if q and q["flagged"]:
             print(f"judge vs held-out positives: precision {q['precision']:.3f}, recall {q['recall']:.3f}")
+    for message in warning_messages(st, config):  # repeated last, so they are not lost above the counts
+        print(f"warning: {message}")
     print(f"wrote {out}")
     return 0

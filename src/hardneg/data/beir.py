@@ -6,9 +6,11 @@ is a counted warning.
 
 from __future__ import annotations
 
-import csv
+import itertools
 import json
 import logging
+import math
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -18,24 +20,39 @@ from hardneg.data.types import Corpus, RetrievalData
 log = logging.getLogger(__name__)
 
 
-QRELS_HEADER_FIX = "the first line must be 'query-id<TAB>corpus-id<TAB>score'"
+QRELS_HEADER_FIX = ("the first line must be 'query-id<TAB>corpus-id<TAB>score' (BEIR), or every line "
+                    "'query-id 0 corpus-id grade' (TREC, no header)")
+GRADE_FIX = "the grade must be a whole number >= 0 (0 = judged not relevant)"
+TREC_ITERATION = re.compile(r"Q?\d+")  # the ignored second column of TREC qrels ("0" or "Q0")
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) of a UTF-8 file; a leading BOM is dropped, bytes that are not UTF-8
+    are a DataError naming the line (not a UnicodeDecodeError with no line)."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(path, lineno, f"not UTF-8 text (byte 0x{raw[e.start]:02x} at byte {e.start + 1} "
+                                "of the line)", "save the file as UTF-8") from None
+            yield lineno, line.removeprefix("\ufeff") if lineno == 1 else line
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for each non-blank line; malformed JSON is a DataError."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(path, lineno, f"malformed JSON ({e.msg} at column {e.colno})",
-                                "each line must be one complete JSON object") from None
-            if not isinstance(obj, dict):
-                raise DataError(path, lineno, f"expected a JSON object, got {type(obj).__name__}",
-                                "each line must be one JSON object like {\"_id\": ..., \"text\": ...}")
-            yield lineno, obj
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(path, lineno, f"malformed JSON ({e.msg} at column {e.colno})",
+                            "each line must be one complete JSON object") from None
+        if not isinstance(obj, dict):
+            raise DataError(path, lineno, f"expected a JSON object, got {type(obj).__name__}",
+                            "each line must be one JSON object like {\"_id\": ..., \"text\": ...}")
+        yield lineno, obj
 
 
 def _str_field(path: Path, lineno: int, obj: dict, key: str, what: str) -> str:
@@ -46,6 +63,18 @@ def _str_field(path: Path, lineno: int, obj: dict, key: str, what: str) -> str:
         raise DataError(path, lineno, f"{what}: {key!r} must be a string, got {type(value).__name__}",
                         f'write "{key}": "..."')
     return value
+
+
+def _id_field(path: Path, lineno: int, obj: dict, what: str) -> str:
+    """The line's ``_id`` as a str: a non-empty string or an integer (``7`` -> ``"7"``); null, bools,
+    floats and containers are a DataError (``str(None)`` would silently become the id ``"None"``)."""
+    if "_id" not in obj:
+        raise DataError(path, lineno, "missing '_id'", f'each {what} line needs {{"_id": ..., "text": ...}}')
+    value = obj["_id"]
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        raise DataError(path, lineno, f"'_id' must be a non-empty string (or an integer), got {value!r:.40}",
+                        f'write "_id": "..." for every {what}')
+    return str(value)
 
 
 def load_corpus(path: str | Path, warnings: list[str] | None = None) -> Corpus:
@@ -62,9 +91,7 @@ def load_corpus(path: str | Path, warnings: list[str] | None = None) -> Corpus:
     first: dict[str, tuple[int, int]] = {}  # doc id -> (row, line of its first occurrence)
     dup_same = 0
     for lineno, obj in iter_jsonl(path):
-        if "_id" not in obj:
-            raise DataError(path, lineno, "missing '_id'", 'each corpus line needs {"_id": ..., "text": ...}')
-        did = str(obj["_id"])
+        did = _id_field(path, lineno, obj, "document")
         if "text" not in obj:
             raise DataError(path, lineno, f"document {did!r} has no 'text' field",
                             'each corpus line needs {"_id": ..., "text": ...}')
@@ -99,9 +126,7 @@ def load_queries(path: str | Path, warnings: list[str] | None = None) -> dict[st
     first_line: dict[str, int] = {}
     dup_same = 0
     for lineno, obj in iter_jsonl(path):
-        if "_id" not in obj:
-            raise DataError(path, lineno, "missing '_id'", 'each query line needs {"_id": ..., "text": ...}')
-        qid = str(obj["_id"])
+        qid = _id_field(path, lineno, obj, "query")
         if "text" not in obj:
             raise DataError(path, lineno, f"query {qid!r} has no 'text' field",
                             'each query line needs {"_id": ..., "text": ...}')
@@ -123,46 +148,86 @@ def load_queries(path: str | Path, warnings: list[str] | None = None) -> dict[st
 
 def load_qrels(path: str | Path, queries: dict[str, str] | None = None, doc_ids: dict[str, int] | None = None,
                warnings: list[str] | None = None) -> dict[str, dict[str, int]]:
-    """Read a BEIR qrels TSV with header ``query-id corpus-id score``.
+    """Read qrels: a BEIR TSV with header ``query-id corpus-id score``, or headerless TREC lines
+    ``query-id 0 corpus-id grade`` (whitespace-separated; the second column is ignored).
 
-    With ``queries`` / ``doc_ids`` given, every row must name a known query and document; the
-    error names the qrels line. A repeated (query, doc) pair keeps the last grade (counted warning).
+    Grades are whole numbers >= 0 (``1.0`` reads as 1; ``0.5``, ``-1``, ``inf``, ``nan`` are errors
+    naming the line), and a line with more columns than its format has is an error. With
+    ``queries`` / ``doc_ids`` given, every row must name a known query and document. A repeated
+    (query, doc) pair keeps the last grade (counted warning).
     """
     path = Path(path)
     warnings = warnings if warnings is not None else []
     qrels: dict[str, dict[str, int]] = {}
     repeated = 0
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header is None:
-            raise DataError(path, 1, "qrels file is empty", QRELS_HEADER_FIX)
-        if [h.strip().lower() for h in header[:2]] != ["query-id", "corpus-id"]:
-            raise DataError(path, 1, f"missing header, got {header!r}", QRELS_HEADER_FIX)
-        for lineno, row in enumerate(reader, 2):
-            if not row or not any(c.strip() for c in row):
-                continue
-            if len(row) < 3:
-                raise DataError(path, lineno, f"expected 3 tab-separated columns, got {len(row)}",
-                                "write 'query-id<TAB>corpus-id<TAB>score'")
-            qid, did = row[0].strip(), row[1].strip()
-            try:
-                grade = int(float(row[2]))
-            except ValueError:
-                raise DataError(path, lineno, f"score {row[2]!r} is not a number",
-                                "the third column must be an integer grade (0 = judged not relevant)") from None
-            if queries is not None and qid not in queries:
-                raise DataError(path, lineno, f"query id {qid!r} is not in queries.jsonl",
-                                "add the query or drop the row")
-            if doc_ids is not None and did not in doc_ids:
-                raise DataError(path, lineno, f"corpus id {did!r} (query {qid!r}) is not in corpus.jsonl",
-                                "add the document or drop the row")
-            docs = qrels.setdefault(qid, {})
-            repeated += did in docs
-            docs[did] = grade
+    for lineno, qid, did, grade in qrels_rows(path):
+        if queries is not None and qid not in queries:
+            raise DataError(path, lineno, f"query id {qid!r} is not in queries.jsonl",
+                            "add the query or drop the row")
+        if doc_ids is not None and did not in doc_ids:
+            raise DataError(path, lineno, f"corpus id {did!r} (query {qid!r}) is not in corpus.jsonl",
+                            "add the document or drop the row")
+        docs = qrels.setdefault(qid, {})
+        repeated += did in docs
+        docs[did] = grade
     if repeated:
         warnings.append(f"{path}: {repeated} repeated (query, doc) rows; the last grade was kept")
     return qrels
+
+
+def qrels_rows(path: Path) -> Iterator[tuple[int, str, str, int]]:
+    """(line, query id, corpus id, grade) of each non-blank row of a BEIR or TREC qrels file."""
+    lines = iter_lines(path)
+    first = next(lines, None)
+    if first is None:
+        raise DataError(path, 1, "qrels file is empty", QRELS_HEADER_FIX)
+    header = _cells(first[1])
+    if [h.strip().lower() for h in header[:2]] == ["query-id", "corpus-id"]:
+        if len(header) != 3:
+            raise DataError(path, 1, f"header has {len(header)} columns, expected 3: {header!r}", QRELS_HEADER_FIX)
+        for lineno, line in lines:
+            row = _cells(line)
+            if not row:
+                continue
+            if len(row) != 3:
+                raise DataError(path, lineno, f"expected 3 tab-separated columns (query-id, corpus-id, score), "
+                                f"got {len(row)}", "write 'query-id<TAB>corpus-id<TAB>score'; extra columns "
+                                "are not read, remove them")
+            yield lineno, row[0].strip(), row[1].strip(), _grade(path, lineno, row[2])
+        return
+    fields = first[1].split()
+    if len(fields) != 4 or not TREC_ITERATION.fullmatch(fields[1]):
+        raise DataError(path, 1, f"missing header, got {header!r}", QRELS_HEADER_FIX)
+    log.info("%s: no BEIR header; reading TREC qrels (query-id iteration corpus-id grade)", path)
+    for lineno, line in itertools.chain([first], lines):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 4:
+            raise DataError(path, lineno, f"TREC qrels line has {len(fields)} columns, expected 4",
+                            "write 'query-id 0 corpus-id grade' on every line (the file has no header)")
+        yield lineno, fields[0], fields[2], _grade(path, lineno, fields[3])
+
+
+def _cells(line: str) -> list[str]:
+    """Tab-separated cells of a line, without its line end and trailing empty cells."""
+    row = line.rstrip("\r\n").split("\t")
+    while row and not row[-1].strip():
+        row.pop()
+    return row
+
+
+def _grade(path: Path, lineno: int, text: str) -> int:
+    """A relevance grade: a whole number >= 0 (``"2"``, ``"1.0"``); anything else names the line."""
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(path, lineno, f"score {text!r} is not a number", GRADE_FIX) from None
+    if not math.isfinite(value) or value < 0 or value != int(value):
+        raise DataError(path, lineno, f"score {text!r} is not a whole number >= 0",
+                        f"{GRADE_FIX}: map other grades to 0, 1, 2, ... first")
+    return int(value)
 
 
 def load_beir(root: str | Path, split: str = "test") -> RetrievalData:

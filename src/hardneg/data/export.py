@@ -10,7 +10,8 @@ deduplicated in order):
 * ``sentence-transformers``: the table ``mine_hard_negatives`` returns. ``n-tuple``: columns
   ``anchor, positive, negative_1 .. negative_n`` (a row with fewer than n negatives cannot fill
   the columns and is dropped, counted); ``triplet``: ``anchor, positive, negative``, one row per
-  negative. ``.parquet`` output is written as parquet, anything else as JSONL.
+  negative. ``.parquet`` output is written as parquet, anything else as JSONL (other table suffixes,
+  e.g. ``.csv``, are refused).
 * ``tevatron``: JSONL ``{"query_id", "query", "positive_passages": [{"docid", "title", "text"}],
   "negative_passages": [...]}``.
 
@@ -27,7 +28,7 @@ from pathlib import Path
 from hardneg.core.errors import HardnegError
 from hardneg.core.files import atomic_open, sha256_file
 from hardneg.core.provenance import read_meta, write_meta
-from hardneg.data.negatives import check_ids, read_negatives
+from hardneg.data.negatives import check_ids, read_negatives, require_rows
 from hardneg.data.relabel import with_relabeled_rows
 from hardneg.data.types import texts_of
 
@@ -35,6 +36,24 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("flagembedding", "sentence-transformers", "tevatron")
 ST_FORMATS = ("n-tuple", "triplet")
+TABLE_SUFFIXES = (".parquet", ".csv", ".tsv", ".arrow", ".feather")  # not JSONL: refused unless written as such
+
+
+def check_output_format(fmt: str, output: str | Path) -> None:
+    """Refuse an output whose suffix names a file type ``fmt`` does not write (it would get JSONL):
+    only sentence-transformers writes ``.parquet``; every format writes JSONL to any other name.
+
+    >>> check_output_format("sentence-transformers", "st.parquet")
+    >>> check_output_format("tevatron", "tev.parquet")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    hardneg.core.errors.HardnegError: --format tevatron writes JSONL, not .parquet: name the output tev.jsonl ...
+    """
+    suffix = Path(output).suffix.lower()
+    if suffix in TABLE_SUFFIXES and not (suffix == ".parquet" and fmt == "sentence-transformers"):
+        writes = "parquet (.parquet) or JSONL" if fmt == "sentence-transformers" else "JSONL"
+        raise HardnegError(f"--format {fmt} writes {writes}, not {suffix}: name the output "
+                           f"{Path(output).with_suffix('.jsonl').name} (only --format sentence-transformers "
+                           f"writes parquet)")
 
 
 
@@ -147,8 +166,9 @@ def export_negatives(negatives: str | Path, data, fmt: str, output: str | Path, 
     """Read ``negatives``, write ``output`` in ``fmt`` plus ``output.meta.json``; returns the stats."""
     if fmt not in FORMATS:
         raise HardnegError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    check_output_format(fmt, output)
     negatives, output = Path(negatives), Path(output)
-    rows = read_negatives(negatives)
+    rows = require_rows(read_negatives(negatives), negatives)
     check_ids(rows, data, negatives)
     _warn_other_data(negatives, data)
     n_in = len(rows)
@@ -156,8 +176,9 @@ def export_negatives(negatives: str | Path, data, fmt: str, output: str | Path, 
     dropped = 0
     if fmt == "sentence-transformers":
         cols, dropped = to_sentence_transformers(rows, data, st_format, num_negatives)
-        _write_table(output, cols)
         written = len(next(iter(cols.values()), []))
+        _check_written(written, rows, st_format, num_negatives)
+        _write_table(output, cols)
     else:
         objs = (to_flagembedding if fmt == "flagembedding" else to_tevatron)(rows, data, group_by_query)
         _write_jsonl(output, objs)
@@ -168,6 +189,18 @@ def export_negatives(negatives: str | Path, data, fmt: str, output: str | Path, 
     write_meta(output, config, negatives_sha256=sha256_file(negatives), data_fingerprint=data.fingerprint(),
                stats=stats)
     return stats
+
+
+def _check_written(written: int, rows, st_format: str, num_negatives: int | None) -> None:
+    """A sentence-transformers export that would write no row is an error (before anything is written)."""
+    if written:
+        return
+    most = max((len(r.neg_ids) for r in rows), default=0)
+    if st_format == "triplet" or not most:
+        raise HardnegError(f"no row of the {len(rows)} has a negative, so there is nothing to write: mine with "
+                           "a looser filter or a larger --depth (see the warnings of 'hardneg mine')")
+    raise HardnegError(f"no row of the {len(rows)} has {num_negatives} negatives (the most is {most}), so no "
+                       f"{num_negatives}-tuple can be filled: lower --num-negatives to {most} or less")
 
 
 def _warn_other_data(negatives: Path, data) -> None:

@@ -124,6 +124,16 @@ def read_negatives(path: str | Path) -> list:
     return rows
 
 
+def require_rows(rows: list, path: str | Path) -> list:
+    """``rows`` when there is at least one; a DataError ("no rows") for an empty negatives file, which
+    export, ``inspect`` and training would otherwise turn into an empty result with exit 0."""
+    if not rows:
+        raise DataError(path, None, "no rows: the negatives file is empty",
+                        "mine it again ('hardneg mine'); a run whose rows were all dropped (--on-shortfall drop) "
+                        "writes an empty file")
+    return rows
+
+
 def check_ids(rows, data, path: str | Path = "<negatives>") -> None:
     """Every qid must be a query of ``data`` and every pos/neg id a corpus id (DataError: row's line).
 

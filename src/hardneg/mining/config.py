@@ -97,6 +97,10 @@ class MineConfig:
             raise HardnegError(f"num_negatives must be >= 1, got {self.num_negatives}")
         if self.depth < 1:
             raise HardnegError(f"depth must be >= 1, got {self.depth}")
+        if self.depth < self.num_negatives and self.on_shortfall != "deepen":
+            raise HardnegError(f"depth ({self.depth}) is below num_negatives ({self.num_negatives}): every row would "
+                               f"be short; raise --depth well above --num-negatives (positives and filtered "
+                               f"candidates come out of it too; default 100) or pass --on-shortfall deepen")
         _choice("judge", self.judge, JUDGES)
         _choice("false_negatives", self.false_negatives, FN_ACTIONS)
         if self.judge_min_votes < 1 or self.drop_query_over < 0:

@@ -19,6 +19,7 @@ import numpy as np
 
 METHODS = ("naive", "shifted", "abs", "marginpos", "percpos")
 POSITIVE_SCORE = ("min", "mean", "max")
+POSITIVE_METHODS = ("marginpos", "percpos")  # thresholds relative to the positive's score p
 
 Mask = np.ndarray  # (Q, D) bool, True = keep
 
@@ -110,6 +111,24 @@ def method_mask(method: str, s: np.ndarray, p: np.ndarray, eligible: Mask, *, sh
     if method == "percpos":
         return perc_pos(s, p, perc)
     raise ValueError(f"unknown mining method {method!r}; choose one of {METHODS}")
+
+
+def zero_threshold(p: np.ndarray, method: str) -> np.ndarray:
+    """(Q,) True where a positive-relative method's threshold sits on a zero positive score.
+
+    BM25 scores 0 a positive that shares no term with its query; with ``p = 0`` PercPos keeps only
+    ``s < 0`` and MarginPos ``s < -margin``, which BM25 never scores, so the query yields nothing
+    (with ``positive_score="min"`` one such positive is enough). Other methods ignore ``p``.
+
+    >>> zero_threshold(np.array([0.0, 3.2, -0.0]), "percpos").tolist()
+    [True, False, True]
+    >>> zero_threshold(np.array([0.0]), "abs").tolist()
+    [False]
+    """
+    p = np.asarray(p, dtype=np.float64)
+    if method not in POSITIVE_METHODS:
+        return np.zeros(p.shape, dtype=bool)
+    return np.abs(p) <= 1e-9
 
 
 def aggregate_positive(scores: list[float], how: str = "min") -> float:

@@ -19,11 +19,11 @@ from hardneg.data.negatives import NegRow
 from hardneg.mining.candidates import Candidates, Teacher
 from hardneg.mining.config import MineConfig
 from hardneg.mining.ensemble import Queue, combine
-from hardneg.mining.filters import aggregate_positive, mining_chain
+from hardneg.mining.filters import aggregate_positive, mining_chain, zero_threshold
 from hardneg.mining.judges import AgreementJudge, Judge
 from hardneg.mining.judging import apply_judge
 from hardneg.mining.select import row_rng, selection_order
-from hardneg.mining.stats import build_stats
+from hardneg.mining.stats import build_stats, warning_messages
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class _QueryOut:
     seen: int
     audit: list[dict] = field(default_factory=list)  # the judge's flagged candidates of this query
     dropped: bool = False                            # left out by the drop-query action
+    zero_threshold: list[str] = field(default_factory=list)  # teachers whose threshold is 0 here (p = 0)
 
 
 def _known_positives(data, anchor_only: bool) -> tuple[list[str], dict[str, list[str]]]:
@@ -147,12 +148,14 @@ def _mine_queries(cands: list[Candidates], data, qids: list[str], known: dict[st
                     in zip(filtered, step.alive, step.removed)]
     ids, names = data.corpus.ids, [c.teacher for c in cands]
     cross = len(cands) > 1 and config.ensemble == "cross-sample"
+    zero = [zero_threshold(f[3], config.method) for f in filtered]  # per teacher: (Q,) p = 0
     out: dict[str, _QueryOut] = {}
     for r, qid in enumerate(tqdm(qids, desc="mine", unit="q", disable=len(qids) < 5000, leave=False)):
         removed: Counter = Counter()
         for _, rem, _, _ in filtered:
             removed.update({k: int(v[r]) for k, v in rem.items()})
-        qo = _QueryOut([], [], removed, sum(int((c.doc_idx[r] >= 0).sum()) for c in cands))
+        qo = _QueryOut([], [], removed, sum(int((c.doc_idx[r] >= 0).sum()) for c in cands),
+                       zero_threshold=[n for n, z in zip(names, zero) if z[r]])
         if step is not None:
             qo.audit, qo.dropped = step.audit.get(qid, []), qid in step.dropped
         out[qid] = qo
@@ -241,6 +244,8 @@ def mine(data, teachers: list[Teacher] | list[Candidates], config: MineConfig | 
             diffs.append(d)
     shortfall["dropped"] = dropped
     stats, values = build_stats(rows, diffs, results.values(), config, shortfall, len(qids))
+    for message in warning_messages(stats, config):
+        log.warning(message)
     teacher_info = [{"name": c.teacher, "fingerprint": c.fingerprint} for c in cands]
     timings = {"candidates_s": round(t1 - t0, 3), "mining_s": round(t2 - t1, 3)}
     search = [c.search or {"backend": "n/a"} for c in cands]

@@ -20,7 +20,7 @@ from hardneg.core.errors import DataError, HardnegError
 from hardneg.core.files import sha256_file
 from hardneg.data.export import ntuple_columns
 from hardneg.data.load import load_data
-from hardneg.data.negatives import check_ids, read_negatives
+from hardneg.data.negatives import check_ids, read_negatives, require_rows
 from hardneg.data.relabel import known_positives, with_relabeled_rows
 from hardneg.training.config import Source, TrainConfig
 
@@ -47,9 +47,14 @@ def build_examples(source: Source, num_negatives: int, short_rows: str = "drop",
     ['anchor', 'positive', 'negative_1']
     """
     data = load_data(source.data, source.split)
-    rows = read_negatives(source.negatives)
+    rows = require_rows(read_negatives(source.negatives), source.negatives)
     check_ids(rows, data, source.negatives)
     n_read = len(rows)
+    ignored = sum(len(r.neg_ids) for r in rows) if num_negatives == 0 else 0
+    if ignored:
+        log.warning("%s: --num-negatives 0 ignores its %d mined negatives (%d rows): training contrasts with "
+                    "in-batch negatives only; pass --num-negatives N to use them", source.negatives, ignored,
+                    sum(bool(r.neg_ids) for r in rows))
     known = known_positives(rows)
     relabeled = sum(len(getattr(r, "relabeled", [])) for r in rows)
     if relabeled and codes is None and not relabeled_rows:
@@ -78,6 +83,7 @@ def build_examples(source: Source, num_negatives: int, short_rows: str = "drop",
     if not cols["anchor"]:
         raise DataError(source.negatives, None, "no usable training rows", "check --num-negatives and the file")
     stats = {"rows": n_read, "relabeled_rows_added": added, "short_rows_dropped": short,
+             **({"mined_negatives_ignored": ignored} if ignored else {}),  # the warning, in the model meta
              "examples": len(cols["anchor"]), "queries_with_several_positives": sum(len(p) > 1 for p in known.values()),
              "data_fingerprint": data.fingerprint(), "negatives_sha256": sha256_file(source.negatives)}
     return cols, stats

@@ -43,6 +43,34 @@ class TeacherSettings:
     recall_check: int = opt(0, "with a FAISS backend: compare N sampled queries with exact search; recall@depth "
                             "goes into the meta file", metavar="N", default_help="0, off", group=TEACHER_MODELS)
 
+    def __post_init__(self) -> None:
+        for name, allowed in (("backend", ENCODER_BACKENDS), ("search_backend", SEARCH_BACKENDS)):
+            if getattr(self, name) not in allowed:
+                raise HardnegError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
+        if self.batch_size < 1 or self.recall_check < 0 or (self.max_length is not None and self.max_length < 1):
+            raise HardnegError(f"batch_size and max_length must be >= 1 and recall_check >= 0, got "
+                               f"{self.batch_size}, {self.max_length}, {self.recall_check}")
+
+
+NON_DENSE = ("bm25", "random")
+DENSE_ONLY = ("backend", "max_length", "query_prompt", "passage_prompt", "search_backend", "recall_check")
+
+
+def unused_settings(specs, settings: TeacherSettings) -> list[str]:
+    """The dense-only settings changed from their defaults in a run with no dense teacher (BM25 and
+    random ignore them), as flags: ``["--backend onnx"]``.
+
+    >>> unused_settings(["bm25"], TeacherSettings(backend="onnx"))
+    ['--backend onnx']
+    >>> unused_settings(["bm25", "minilm"], TeacherSettings(backend="onnx"))
+    []
+    """
+    if any(spec not in NON_DENSE for spec in specs):
+        return []
+    default = TeacherSettings()
+    return [f"--{name.replace('_', '-')} {getattr(settings, name)}" for name in DENSE_ONLY
+            if getattr(settings, name) != getattr(default, name)]
+
 
 def load_teacher(spec: str, settings: TeacherSettings | None = None, *, seed: int = 42, engine=None,
                  **overrides) -> Teacher:
