@@ -168,6 +168,11 @@ def test_cli_dry_run_and_report_only(tiny_beir, tiny_model, tmp_path, capsys):
     assert main(["ablate", "--config", str(p), "--output", str(out), "--dry-run"]) == 0
     assert "1/1 cells done" in capsys.readouterr().out
     assert main(["ablate", "--output", str(tmp_path / "none"), "--report-only"]) == 2
+    # a partial report from the finished cells of a bigger grid (the base cell is done, the random one is not)
+    p.write_text(p.read_text().replace('references = ["base"]', 'references = ["base", "random"]'))
+    assert main(["ablate", "--config", str(p), "--output", str(out), "--report-only", "--partial", "--no-plots"]) == 0
+    assert "1 of 2 cells finished" in capsys.readouterr().out
+    assert "not yet run: random naive" in (out / "report.md").read_text()
 
 
 def test_probe_only_plans_only_probes():

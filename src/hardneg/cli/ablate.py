@@ -59,6 +59,9 @@ def register(subparsers) -> None:
     p.add_argument("--cache-dir", help="embedding/pool cache (default $HARDNEG_CACHE or ~/.cache/hardneg)")
     p.add_argument("--dry-run", action="store_true", help="list the cells (and which are done) and exit")
     p.add_argument("--report-only", action="store_true", help="rebuild report.md and plots from DIR/results.json")
+    p.add_argument("--partial", action="store_true", help="with --report-only: build the report from the finished "
+                   "cells of --config's grid (DIR/cells), e.g. while a run is still going or after it was stopped "
+                   "(default: off)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--force", action="store_true",
@@ -90,6 +93,8 @@ def run(args) -> int:
     if not str(args.output).strip():
         raise HardnegError("--output is empty: give a folder path")
     out = Path(args.output)
+    if args.report_only and args.partial:
+        return _partial_report(load_config(args.config, **_overrides(args)), out, plots=not args.no_plots)
     if args.report_only:
         from hardneg.core.files import read_json
         from hardneg.report.markdown import write_report
@@ -116,6 +121,27 @@ def run(args) -> int:
     print(f"\nresults: {out / 'results.json'}\nreport:  {res['report']}")
     for p in res["plots"]:
         print(f"plot:    {p}")
+    return 0
+
+
+def _partial_report(cfg, out: Path, *, plots: bool = True) -> int:
+    """report.md from the finished cells of ``cfg``'s grid; says how many are missing."""
+    from hardneg.core.outputs import guard_output
+    from hardneg.experiment.grid import load_finished, plan_cells
+    from hardneg.experiment.stages import Stages
+    from hardneg.report.markdown import write_report
+
+    stages = Stages(cfg, out, progress=False)
+    cells = plan_cells(cfg, stages.data_fingerprint(), stages.probe_fingerprint())
+    done = load_finished(out)
+    got = [done[c.id] for c in cells if c.id in done]
+    missing = [f"{c.kind} {c.row} {c.teacher or ''} seed {c.seed}".replace("  ", " ") for c in cells if c.id not in done]
+    notes = [*cfg.describe(), f"- partial report: {len(got)} of {len(cells)} cells finished"
+             + (f"; not yet run: {', '.join(missing)}" if missing else "")]
+    with guard_output(out / "report.md", kind="file"):
+        path, rows, _ = write_report(got, out, title=f"hardneg ablation: {cfg.data} (partial)", notes=notes, plots=plots)
+    _print_tables(got, rows)
+    print(f"\n{len(got)} of {len(cells)} cells finished\nreport: {path}")
     return 0
 
 
