@@ -124,7 +124,7 @@ def test_cli_mine_with_faiss_backend_records_recall(tiny_beir, tiny_model, tmp_p
 def test_dense_teacher_rejects_unknown_backend(tiny_model):
     from hardneg.mining.teachers.load import load_teacher
 
-    with pytest.raises(HardnegError, match="search backend"):
+    with pytest.raises(HardnegError, match="unknown search_backend .annoy.; choose one of"):
         load_teacher(str(tiny_model), search_backend="annoy")
 
 
