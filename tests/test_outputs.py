@@ -114,7 +114,7 @@ def test_export_and_inspect_refuse_their_negatives_file(tiny_beir, neg, tmp_path
     refused(base + ["--output", str(tiny_beir / "corpus.jsonl")], capsys, "a file of")
     refused(base + ["--output", str(tmp_path)], capsys, "is a folder")
     ins = ["inspect", str(neg), "--data", str(tiny_beir)]
-    refused(ins + ["--plot", str(neg)], capsys, "--plot", "is an input")
+    refused(ins + ["--plot", str(neg)], capsys, "--plot writes a PNG image")  # refused before it could touch neg
     refused(ins + ["--output", str(neg)], capsys, "--output", "is an input")
     png = tmp_path / "x.png"
     refused(ins + ["--plot", str(png), "--output", str(png)], capsys, "--plot and --output are the same file")
