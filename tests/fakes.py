@@ -52,3 +52,20 @@ class RowEncoder:
         return self.table[[int(t) for t in texts]]
 
     encode_queries = encode_passages
+
+
+def save_word_tokenizer(path, words, model_max_length: int):
+    """A word-level fast tokenizer (``<unk> <s> </s>`` + ``words``, BOS prepended) saved to ``path``;
+    returns its vocabulary size. The tiny decoder LLMs of the tests share it."""
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers import models as tmodels
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(["<unk>", "<s>", "</s>"] + list(words))}
+    tok = Tokenizer(tmodels.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                            model_max_length=model_max_length).save_pretrained(path)
+    return len(vocab)

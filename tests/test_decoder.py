@@ -24,25 +24,16 @@ WORDS = ["what", "is", "a", "cat", "dog", "moon", "sun", "star", "the", "orbits"
 def build_tiny_decoder(path: Path, family: str = "llama", seed: int = 0) -> Path:
     """Save a randomly initialised 2-layer causal LM (hidden 32) + a word-level tokenizer with BOS."""
     import transformers
-    from tokenizers import Tokenizer, pre_tokenizers
-    from tokenizers import models as tmodels
-    from tokenizers.processors import TemplateProcessing
-    from transformers import PreTrainedTokenizerFast
+    from fakes import save_word_tokenizer
 
     torch.manual_seed(seed)
-    vocab = {t: i for i, t in enumerate(["<unk>", "<s>", "</s>"] + WORDS)}
-    tok = Tokenizer(tmodels.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                     model_max_length=64)
+    n_vocab = save_word_tokenizer(path, WORDS, 64)
     cfg_cls, lm_cls = {"llama": ("LlamaConfig", "LlamaForCausalLM"), "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
                        "mistral": ("MistralConfig", "MistralForCausalLM")}[family]
-    cfg = getattr(transformers, cfg_cls)(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
+    cfg = getattr(transformers, cfg_cls)(vocab_size=n_vocab, hidden_size=32, intermediate_size=64,
                                          num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
                                          max_position_embeddings=64, bos_token_id=1, eos_token_id=2)
     getattr(transformers, lm_cls)(cfg).save_pretrained(path)
-    hf_tok.save_pretrained(path)
     return path
 
 

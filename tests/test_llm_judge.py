@@ -21,24 +21,16 @@ def build_tiny_lm(path: Path, family: str = "llama", seed: int = 0) -> Path:
     """Save a randomly initialised 2-layer causal LM (hidden 32) + a word-level tokenizer with BOS."""
     import torch
     import transformers
-    from tokenizers import Tokenizer, pre_tokenizers
-    from tokenizers import models as tmodels
-    from tokenizers.processors import TemplateProcessing
-    from transformers import PreTrainedTokenizerFast
+    from fakes import save_word_tokenizer
 
     torch.manual_seed(seed)
-    vocab = {t: i for i, t in enumerate(["<unk>", "<s>", "</s>"] + WORDS)}
-    tok = Tokenizer(tmodels.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                            model_max_length=128).save_pretrained(path)
+    n_vocab = save_word_tokenizer(path, WORDS, 128)
     if family == "gpt2":  # learned absolute positions: left padding only works with the right position ids
-        cfg_ = transformers.GPT2Config(vocab_size=len(vocab), n_embd=32, n_layer=2, n_head=2, n_positions=128,
+        cfg_ = transformers.GPT2Config(vocab_size=n_vocab, n_embd=32, n_layer=2, n_head=2, n_positions=128,
                                        bos_token_id=1, eos_token_id=2)
         transformers.GPT2LMHeadModel(cfg_).save_pretrained(path)
     else:
-        cfg_ = transformers.LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
+        cfg_ = transformers.LlamaConfig(vocab_size=n_vocab, hidden_size=32, intermediate_size=64,
                                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
                                         max_position_embeddings=128, bos_token_id=1, eos_token_id=2)
         transformers.LlamaForCausalLM(cfg_).save_pretrained(path)
