@@ -87,6 +87,9 @@ class TrainConfig:
     lora_merge: bool = opt(True, "save the adapter instead of merged weights", flag="--lora-adapter-only",
                            default_help="off, merged weights are saved", group=LORA)
     resume: bool = opt(False, "continue from the last checkpoint in --output")
+    bucket_batches: bool = opt(False, "length-bucketed batches: rows of similar token length share a batch "
+                               "(less padding; same rows per epoch, no duplicate text in a batch, seeded order)",
+                               default_help="off, sentence-transformers' no-duplicates batches")
 
     def __post_init__(self) -> None:
         checks = [

@@ -104,6 +104,23 @@ def training_args(config: TrainConfig, ckpt_dir: Path) -> Any:
     )
 
 
+def bucketed_sampler(config: TrainConfig, model: Any, dataset: Any) -> Any:
+    """``--bucket-batches``: the batch sampler of ``training.batching`` with each row's truncated token cost
+    (prefixes included, one tokenizer pass per run)."""
+    import functools
+
+    from hardneg.training.batching import BucketedNoDuplicatesBatchSampler, row_lengths
+
+    prompts, routes = column_settings(config)
+    text_cols = [c for c in dataset.column_names if c in routes]
+    limits = {c: config.query_max_length if routes[c] == "query" else config.passage_max_length for c in text_cols}
+    texts = dataset.select_columns(text_cols)
+    if prompts:
+        texts = texts.map(lambda row: {c: prompts.get(c, "") + row[c] for c in text_cols})
+    lengths = row_lengths(texts, model.tokenizer, limits)
+    return functools.partial(BucketedNoDuplicatesBatchSampler, lengths=lengths, text_columns=text_cols)
+
+
 def _last_checkpoint(ckpt_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -141,7 +158,10 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
                       positives=config.positives)
     if codes is not None and not config.in_batch_negatives:
         dataset = dataset.remove_columns("label")  # own negatives only: no other row's passage to mask
-    trainer = _trainer_class(model)(model=model, args=training_args(config, ckpt_dir), train_dataset=dataset,
+    targs = training_args(config, ckpt_dir)
+    if config.bucket_batches:
+        targs.batch_sampler = bucketed_sampler(config, model, dataset)
+    trainer = _trainer_class(model)(model=model, args=targs, train_dataset=dataset,
                                     loss=loss, callbacks=[loss_logger(), *(callbacks or [])])
     quiet_progress(trainer)
     t_load = time.time() - t0
