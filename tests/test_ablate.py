@@ -282,3 +282,43 @@ def test_probe_cells_run_the_judge_of_a_judge_row(tiny_beir, tiny_model, tmp_pat
     assert "judge" not in plain and judged["judge"]["voters"] == ["bm25"]
     assert judged["fn"]["false_negatives"] <= plain["fn"]["false_negatives"]  # the judge only removes
     assert set(judged["judge"]["held_out"]) >= {"precision", "recall"}
+
+
+def test_row_variants_parse_and_plan_training_and_selection_settings():
+    from hardneg.experiment.config import row_parts, train_variant
+
+    assert row_parts("percpos:0.95+judge+simans+kl") == ("percpos:0.95", ("judge", "simans", "kl"))
+    assert train_variant("percpos:0.95+refresh+bucket", 0.25) == {"refresh_every": 0.25, "bucket_batches": True}
+    for bad, msg in [("percpos:0.95+kl+margin-mse", "choose one"), ("naive+judge+relabel", "choose one"),
+                     ("naive+kl+kl", "repeated"), ("naive+klx", "unknown method variant 'klx'")]:
+        with pytest.raises(HardnegError, match=msg):
+            row_parts(bad)
+    cfg = load_config("quick", methods=("percpos:0.95", "percpos:0.95+simans", "percpos:0.95+kl",
+                                        "percpos:0.95+margin-mse+bucket"), refresh_every=0.5)
+    cells = {c.row: c for c in plan_cells(cfg) if c.kind == "method"}
+    plain = cells["percpos:0.95"]
+    assert "train_extra" not in plain.spec and plain.spec["mine"]["selection"] == "top"
+    assert cells["percpos:0.95+simans"].spec["mine"]["selection"] == "simans"
+    assert "train_extra" not in cells["percpos:0.95+simans"].spec
+    assert cells["percpos:0.95+kl"].spec["train_extra"] == {"distill": "kl"}
+    assert cells["percpos:0.95+margin-mse+bucket"].spec["train_extra"] == {"distill": "margin-mse",
+                                                                          "bucket_batches": True}
+    assert len({c.id for c in cells.values()}) == 4
+
+
+def test_rows_without_variants_keep_their_cell_ids():
+    # ids of the 3-seed NFCorpus study as planned before row variants existed (data fingerprint "fp"):
+    # adding variants must not invalidate finished cells of older runs
+    ids = [c.id for c in plan_cells(load_config("nfcorpus-sparse"), data_fp="fp")]
+    assert ids[:5] == ["base-2151e9c1c2e7", "peer-a1c342eeced9", "peer-a159dfc76a8a", "peer-5b34f5a8acdf",
+                       "method-3c99b0dfba02"]
+    assert ids[-1] == "method-d05b1598ff95" and len(ids) == 19
+
+
+def test_a_bucket_and_simans_row_trains_end_to_end(tiny_beir, tiny_model, tmp_path):
+    cfg = _tiny_config(tiny_beir, tiny_model, tmp_path, methods=("naive+simans+bucket",), references=(),
+                       fn_probe_data=None)
+    res = run_ablation(cfg, tmp_path / "run", progress=False, plots=False)
+    (cell,) = res["cells"]
+    assert cell["spec"]["mine"]["selection"] == "simans" and cell["spec"]["train_extra"] == {"bucket_batches": True}
+    assert cell["train"]["steps"] >= 1 and 0.0 <= cell["metrics"]["ndcg@10"] <= 1.0

@@ -9,6 +9,9 @@ built-in recipe in ``hardneg/recipes/ablation-<name>.toml``)::
     teachers = ["minilm"]         # "bm25", "random" or any model spec
     methods = ["naive", "percpos:0.95"]   # naive | shifted:N | abs:T | marginpos:M | percpos:P
                                   # + "+judge" (agreement judge, remove) or "+relabel" (judge, relabel)
+                                  # + "+simans" (SimANS selection), "+kl" / "+margin-mse" (distillation from
+                                  #   the teacher scores), "+refresh" (re-mine with the student every
+                                  #   refresh_every), "+bucket" (length-bucketed batches); combinable
     judge_voters = ["bm25"]       # teachers that vote in the judge of "+judge" / "+relabel" rows
     references = ["base"]         # base | random | inbatch | peer
     seeds = [0]
@@ -34,6 +37,8 @@ METHOD_PARAM = {"naive": None, "shifted": ("shift", int), "abs": ("max_score", f
                 "marginpos": ("margin", float), "percpos": ("perc", float)}
 REFERENCES = ("base", "random", "inbatch", "peer")  # peer: sentence-transformers' mine_hard_negatives + MNRL
 VARIANTS = {"judge": "remove", "relabel": "relabel"}  # "percpos:0.95+judge": the method, then the judge's action
+SELECT_VARIANTS = ("simans",)  # "+simans": SimANS sampling instead of the recipe's selection
+TRAIN_VARIANTS = ("kl", "margin-mse", "refresh", "bucket")  # distillation, re-mining with the student, bucketed batches
 LABELS = ("full", "sparse")  # sparse: one known positive per training query, the others held out
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -61,18 +66,63 @@ def method_settings(spec: str) -> dict[str, Any]:
         raise HardnegError(f"method {spec!r}: {value!r} is not a valid {param[1].__name__}") from None
 
 
-def split_variant(spec: str) -> tuple[str, str | None]:
-    """``"percpos:0.95+relabel"`` -> ``("percpos:0.95", "relabel")``; no suffix -> ``(spec, None)``.
+def row_parts(spec: str) -> tuple[str, tuple[str, ...]]:
+    """A method row's spec -> (method, its ``+variants``), checked: at most one judge variant and one
+    distillation loss.
 
-    >>> split_variant("percpos:0.95+judge"), split_variant("naive")
-    (('percpos:0.95', 'judge'), ('naive', None))
+    >>> row_parts("percpos:0.95+judge+kl"), row_parts("naive")
+    (('percpos:0.95', ('judge', 'kl')), ('naive', ()))
     """
-    method, plus, variant = spec.partition("+")
-    if plus and variant not in VARIANTS:
-        raise HardnegError(f"unknown method variant {variant!r} in {spec!r}; use one of "
-                           + ", ".join(f"+{v}" for v in VARIANTS))
+    method, *parts = spec.split("+")
+    known = (*VARIANTS, *SELECT_VARIANTS, *TRAIN_VARIANTS)
+    for part in parts:
+        if part not in known:
+            raise HardnegError(f"unknown method variant {part!r} in {spec!r}; use one of "
+                               + ", ".join(f"+{v}" for v in known))
+    if len(parts) != len(set(parts)):
+        raise HardnegError(f"a variant is repeated in {spec!r}")
+    for group in (tuple(VARIANTS), ("kl", "margin-mse")):
+        if sum(p in group for p in parts) > 1:
+            raise HardnegError(f"{spec!r} combines {' and '.join('+' + p for p in parts if p in group)}: choose one")
     method_settings(method)
-    return method, (variant or None)
+    return method, tuple(parts)
+
+
+def split_variant(spec: str) -> tuple[str, str | None]:
+    """``"percpos:0.95+relabel"`` -> ``("percpos:0.95", "relabel")``: the method and its judge variant
+    (None without one; the selection and training variants are read by ``row_parts``).
+
+    >>> split_variant("percpos:0.95+judge"), split_variant("naive"), split_variant("percpos:0.95+kl")
+    (('percpos:0.95', 'judge'), ('naive', None), ('percpos:0.95', None))
+    """
+    method, parts = row_parts(spec)
+    return method, next((p for p in parts if p in VARIANTS), None)
+
+
+def train_variant(spec: str, refresh_every: float) -> dict[str, Any]:
+    """The TrainConfig settings a row's training variants set (``{}`` for none).
+
+    >>> train_variant("percpos:0.95+margin-mse+bucket", 0.5)
+    {'distill': 'margin-mse', 'bucket_batches': True}
+    """
+    out: dict[str, Any] = {}
+    for part in row_parts(spec)[1]:
+        if part in ("kl", "margin-mse"):
+            out["distill"] = part
+        elif part == "refresh":
+            out["refresh_every"] = refresh_every
+        elif part == "bucket":
+            out["bucket_batches"] = True
+    return out
+
+
+def select_variant(spec: str) -> str | None:
+    """The selection a row overrides (``+simans``), else None.
+
+    >>> select_variant("percpos:0.95+simans"), select_variant("naive")
+    ('simans', None)
+    """
+    return next((p for p in row_parts(spec)[1] if p in SELECT_VARIANTS), None)
 
 
 @dataclass(frozen=True)
@@ -116,6 +166,7 @@ class AblationConfig:
     judge_voters: tuple[str, ...] = ("bm25",)  # teachers that only vote in a "+judge" / "+relabel" row's judge
     judge_min_votes: int = 1
     judge_frac: float = 0.95
+    refresh_every: float = 0.5  # "+refresh" rows: re-mine every N steps (>= 1) or this fraction of an epoch (< 1)
     peer_relative_margin: float = 0.05  # the peer row: sentence-transformers' mine_hard_negatives(relative_margin=)
     fn_probe_data: str | None = None
     fn_probe_split: str = "test"

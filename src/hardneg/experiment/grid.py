@@ -27,7 +27,8 @@ from typing import Any, Callable
 
 from hardneg.core.files import read_json, write_json
 from hardneg.core.provenance import write_meta
-from hardneg.experiment.config import VARIANTS, AblationConfig, method_settings, split_variant
+from hardneg.experiment.config import (VARIANTS, AblationConfig, method_settings, select_variant, split_variant,
+                                       train_variant)
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,20 @@ def _trained_cells(cfg: AblationConfig, data_fp: str, mine: dict) -> list[Cell]:
             cells += [Cell("peer", f"st-mine relative_margin={cfg.peer_relative_margin:g}", t, seed,
                            {**train, "peer": peer}) for t in cfg.teachers if t not in ("bm25", "random")]
     # seed-major: a run stopped part-way has every row for its first seeds, not one row for all seeds
-    cells += [Cell("method", m, t, seed, {**train, "mine": mine, **_judge_spec(cfg, m)})
+    cells += [Cell("method", m, t, seed, {**train, **_variant_spec(cfg, m, mine), **_judge_spec(cfg, m)})
               for seed in cfg.seeds for t in cfg.teachers for m in cfg.methods]
     return cells
+
+
+def _variant_spec(cfg: AblationConfig, spec: str, mine: dict) -> dict:
+    """The mining settings of a row (its ``+simans`` selection) and, only when it has training variants,
+    ``train_extra`` (TrainConfig settings): a row without variants keeps the ids of before."""
+    select = select_variant(spec)
+    out: dict[str, Any] = {"mine": {**mine, "selection": select} if select else mine}
+    extra = train_variant(spec, cfg.refresh_every)
+    if extra:
+        out["train_extra"] = extra
+    return out
 
 
 def _judge_spec(cfg: AblationConfig, spec: str) -> dict:
@@ -171,8 +183,9 @@ def run_cell(cell: Cell, stages) -> dict[str, Any]:
             else:
                 method = method_settings(split_variant(cell.row)[0])
                 judge = cell.spec.get("judge")
+                select = cell.spec["mine"]["selection"] if select_variant(cell.row) else None
                 negatives, rows, stats = timed("mine", lambda: stages.mine(cell.teacher, method, cell.seed, cell.id,
-                                                                           judge=judge))
+                                                                           judge=judge, select=select))
                 if judge is not None:
                     rec["judge"] = stats.get("judge")
             rec["mining"] = mining_record(rows, stats, stages.cfg.num_negatives)
@@ -180,7 +193,8 @@ def run_cell(cell: Cell, stages) -> dict[str, Any]:
                 from hardneg.analysis.negatives import false_negative_rate
 
                 rec["fn"] = false_negative_rate(rows, stages.hidden)
-        model = timed("train", lambda: stages.train(negatives, cell.seed, cell.id, mask=cell.kind != "peer"))
+        extra = cell.spec.get("train_extra") or {}
+        model = timed("train", lambda: stages.train(negatives, cell.seed, cell.id, mask=cell.kind != "peer", **extra))
         rec["train"] = stages.train_info(model)
     ev = timed("evaluate", lambda: stages.evaluate(model))
     rec["metrics"], rec["per_query"] = ev.metrics, ev.per_query

@@ -121,14 +121,14 @@ class Stages:
                                                seed=key[1], max_length=self.cfg.teacher_max_length)
         return self._teachers[key]
 
-    def mine_config(self, method: dict, seed: int, **extra):
+    def mine_config(self, method: dict, seed: int, select: str | None = None, **extra):
         from hardneg.mining.config import MineConfig
 
-        return MineConfig(**method, num_negatives=self.cfg.num_negatives, select=self.cfg.selection,
+        return MineConfig(**method, num_negatives=self.cfg.num_negatives, select=select or self.cfg.selection,
                           depth=self.cfg.depth, seed=seed, **extra)
 
     def mine(self, teacher: str, method: dict, seed: int, cell_id: str,
-             judge: dict | None = None) -> tuple[Path, list[dict], dict]:
+             judge: dict | None = None, select: str | None = None) -> tuple[Path, list[dict], dict]:
         """Mine the training split; returns (negatives.jsonl path, rows as dicts, miner stats).
 
         ``judge``: ``{"judge", "false_negatives", "voters", "judge_min_votes", "judge_frac"}`` of a
@@ -141,7 +141,7 @@ class Stages:
         data = self.train_data
         if self.cfg.labels == "sparse":  # same anchors as train_data's qrels; held-out judgements visible to the judge
             data, judge = self.anchor_data, {**judge, "anchor_only": True}
-        config = self.mine_config(method, seed, **judge)
+        config = self.mine_config(method, seed, select, **judge)
         result = mine(data, [self.teacher(teacher, seed)], config, voters=voters)
         path = write_negatives(self.work / cell_id / "negatives.jsonl", result, config)
         return path, [row_dict(r) for r in result.rows], result.stats
@@ -197,9 +197,10 @@ class Stages:
                     f.write(row_json(NegRow(q, d, None, [], [], [])) + "\n")
         return path
 
-    def train(self, negatives: Path | None, seed: int, cell_id: str, mask: bool = True) -> Path:
+    def train(self, negatives: Path | None, seed: int, cell_id: str, mask: bool = True, **extra) -> Path:
         """Fine-tune the student on the training split with ``negatives`` (None: in-batch only);
-        ``mask``: the id mask of known positives (off for the peer row: plain MNRL)."""
+        ``mask``: the id mask of known positives (off for the peer row: plain MNRL); ``extra``: a row's
+        training variants (TrainConfig settings, e.g. ``distill="kl"``, ``bucket_batches=True``)."""
         from hardneg.training.config import Source, TrainConfig
         from hardneg.training.trainer import train
 
@@ -212,7 +213,8 @@ class Stages:
                              query_max_length=t.query_max_length, passage_max_length=t.passage_max_length,
                              in_batch_negatives=t.in_batch_negatives if negatives else True,
                              warmup=t.warmup_ratio, seed=seed, save_total_limit=1, mask_positives=mask,
-                             resume=(self.work / cell_id / "model").exists())  # a killed cell continues
+                             resume=(self.work / cell_id / "model").exists(),  # a killed cell continues
+                             **extra)
         return Path(train(config))
 
     @staticmethod
