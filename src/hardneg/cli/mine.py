@@ -34,13 +34,24 @@ def register(subparsers) -> None:
     p.add_argument("--judge-teacher", action="append", default=[], metavar="MODEL",
                    help="a teacher that only votes in the agreement judge (its candidates are never negatives), "
                         "e.g. bm25 judging a dense teacher; repeatable (default: none)")
-    p.add_argument("--data", required=True, help="data folder (BEIR layout) or dataset name")
+    p.add_argument("--data", required=True, help="BEIR folder, dataset name, pairs JSONL, parquet / JSONL table, "
+                   "save_to_disk or hub-style folder")
     p.add_argument("--split", default="train", help="qrels split to mine (default: train)")
     p.add_argument("--output", required=True, help="output JSONL; a .meta.json is written beside it")
+    add_column_args(p)
     add_config_args(p, MineConfig)
     add_config_args(p, TeacherSettings)
     add_engine_args(p)
     p.set_defaults(func=run)
+
+
+def add_column_args(p) -> None:
+    """--anchor-column / --positive-column: the text columns of a table input (also used by export)."""
+    p.add_argument("--anchor-column", default=None, metavar="NAME",
+                   help="table input (parquet, HF datasets folder): the query column (default: query|anchor|question, "
+                        "else the first column when the first two hold text, as sentence-transformers)")
+    p.add_argument("--positive-column", default=None, metavar="NAME",
+                   help="table input: the positive column (default: pos|positive|positives|answer, else the second column)")
 
 
 def add_engine_args(p) -> None:
@@ -93,7 +104,7 @@ def _run(args) -> int:
         print(f"warning: {', '.join(unused)} apply to dense teachers only; "
               f"{', '.join(dict.fromkeys([*args.teacher, *args.judge_teacher]))} ignore them")
     engine = engine_config(args)
-    data = load_data(args.data, args.split)
+    data = load_data(args.data, args.split, anchor_column=args.anchor_column, positive_column=args.positive_column)
     teachers = [load_teacher(t, settings, seed=config.seed, engine=engine) for t in args.teacher]
     voters = [load_teacher(t, settings, seed=config.seed, engine=engine) for t in args.judge_teacher]
     judge = load_judge(config, len(teachers) + len(voters), batch_size=settings.batch_size)
