@@ -41,10 +41,14 @@ def _sha256(path: Path, st: os.stat_result) -> str:
 
 
 def commit_record(output: str | Path, with_files: Iterable[str | Path] = ()) -> dict[str, dict]:
-    """``{file name: {"sha256", "bytes"}}`` for ``output`` (when it is a file) and ``with_files``
-    (files in the same folder)."""
+    """``{file name: {"sha256", "bytes"}}`` for ``output`` (when it is a file; a folder output: every
+    file inside it, named ``FOLDER/relative/path``) and ``with_files`` (files in the same folder)."""
     output = Path(output)
     record = {}
+    if output.is_dir():  # e.g. a save_to_disk dataset: commit_problem checks each file the same way
+        for p in sorted(q for q in output.rglob("*") if q.is_file()):
+            st = p.stat()
+            record[p.relative_to(output.parent).as_posix()] = {"sha256": _sha256(p, st), "bytes": st.st_size}
     for p in [output, *(Path(f) for f in with_files)]:
         if p.parent.resolve() != output.parent.resolve():
             raise ValueError(f"{p} is not beside {output}")
