@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from hardneg.core.testhooks import kill_point
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[str]:
@@ -37,7 +39,9 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[str]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
+        kill_point("atomic.written", path.name)
         os.replace(tmp, path)
+        kill_point("atomic.replaced", path.name)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -62,8 +66,17 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """The JSON value in ``path``. Bytes that are not UTF-8 raise ``json.JSONDecodeError`` (naming the
+    line and byte) like any other malformed JSON, so callers need to catch only that (or ValueError)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        doc = raw.decode("utf-8", errors="replace")
+        pos = len(raw[:e.start].decode("utf-8", errors="replace"))
+        raise json.JSONDecodeError(f"not UTF-8 text (byte 0x{raw[e.start]:02x})", doc, pos) from None
+    return json.loads(text)
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hardneg.core.errors import HardnegError
+
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:
     """``cache_dir`` if given, else ``$HARDNEG_CACHE``, else ``~/.cache/hardneg`` (``~`` expanded).
@@ -17,6 +19,9 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
     '/tmp/c'
     """
     if cache_dir is not None:
+        if not str(cache_dir).strip():  # "" would be the working directory
+            raise HardnegError("the cache folder is empty: give a folder path (--cache-dir), or leave it out for "
+                               "the default ($HARDNEG_CACHE or ~/.cache/hardneg)")
         return Path(cache_dir).expanduser()
     env = os.environ.get("HARDNEG_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "hardneg"

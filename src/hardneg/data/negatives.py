@@ -13,6 +13,7 @@ the ablation (which read it), so it lives with the data formats, not inside mini
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,8 @@ def row_json(row) -> str:
 def audit_path(path: str | Path) -> Path:
     """Where the judge's audit of a negatives file goes: ``neg.jsonl`` -> ``neg.audit.jsonl``."""
     path = Path(path)
+    if not path.name:  # "" or "/": there is no file name to put the audit beside
+        raise DataError(path, None, "not a file path", "give the negatives file, e.g. runs/negatives.jsonl")
     return path.with_name(path.name.removesuffix(".jsonl") + ".audit.jsonl")
 
 
@@ -77,6 +80,11 @@ def write_negatives(path: str | Path, result, config, **extra) -> Path:
     return path
 
 
+def _finite(x) -> bool:
+    """A JSON number that is not NaN/Infinity (``json`` reads those literals) and not a bool."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def _check_row(path: Path, lineno: int, obj: dict) -> None:
     missing = [k for k in FIELDS if k not in obj]
     if missing:
@@ -89,10 +97,14 @@ def _check_row(path: Path, lineno: int, obj: dict) -> None:
     if not (len(obj["neg_ids"]) == len(obj["neg_scores"]) == len(obj["neg_teachers"])):
         raise DataError(path, lineno, "neg_ids, neg_scores and neg_teachers differ in length",
                         "they are parallel lists, one entry per negative")
-    if not all(isinstance(s, (int, float)) for s in obj["neg_scores"]):
-        raise DataError(path, lineno, "neg_scores must be numbers")
-    if obj["pos_score"] is not None and not isinstance(obj["pos_score"], (int, float)):
-        raise DataError(path, lineno, "pos_score must be a number or null")
+    if not all(_finite(s) for s in obj["neg_scores"]):
+        raise DataError(path, lineno, "neg_scores must be finite numbers (not NaN, Infinity, text or true/false)",
+                        "mine the file again with 'hardneg mine'")
+    if obj["pos_score"] is not None and not _finite(obj["pos_score"]):
+        raise DataError(path, lineno, "pos_score must be a finite number or null")
+    for k in ("neg_ids", "neg_teachers"):
+        if not all(isinstance(v, str) for v in obj[k]):
+            raise DataError(path, lineno, f"'{k}' must be a list of strings")
     if obj["pos_id"] in obj["neg_ids"]:
         raise DataError(path, lineno, f"positive {obj['pos_id']!r} is also listed as a negative")
     extra = obj.get("relabeled", [])

@@ -25,6 +25,7 @@ import numpy as np
 
 from hardneg.core.files import atomic_open, sha256_texts, write_json
 from hardneg.core.paths import cache_root
+from hardneg.core.testhooks import kill_point
 from hardneg.encode.base import Encoder
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ def _fill_missing(encode, texts, parts, starts, chunk_size, chunk_path, todo, pr
         for i, s in enumerate(starts):
             if parts[i] is not None:
                 continue
+            kill_point("encode.chunk", str(i))
             chunk = list(texts[s:s + chunk_size])
             before = bar.n
             if on_batch is not None:

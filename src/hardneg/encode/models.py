@@ -22,6 +22,8 @@ def resolve_model(spec: str) -> str:
     A hub id is looked up in the local Hugging Face cache first and downloaded only when
     ``HF_HUB_OFFLINE`` is not set. Raises HardnegError naming everything that was tried.
     """
+    if not str(spec).strip():  # "" would be the working directory
+        raise HardnegError("the model is empty: give a model folder, a hub id or an alias (e.g. minilm)")
     if spec in ALIASES:
         mod, pip_name = ALIASES[spec]
         try:

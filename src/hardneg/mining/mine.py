@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hardneg.core.errors import HardnegError
+from hardneg.core.testhooks import kill_point
 from hardneg.data.negatives import NegRow
 from hardneg.mining.candidates import Candidates, Teacher
 from hardneg.mining.config import MineConfig
@@ -76,6 +77,7 @@ def _fetch(source, data, qids: list[str], depth: int) -> Candidates:
         cand = source
     else:
         cand = source.candidates(data, qids, depth)
+        kill_point("mine.candidates", str(cand.teacher))
     try:
         cand = cand.subset(qids)
     except KeyError as e:
@@ -151,6 +153,7 @@ def _mine_queries(cands: list[Candidates], data, qids: list[str], known: dict[st
     zero = [zero_threshold(f[3], config.method) for f in filtered]  # per teacher: (Q,) p = 0
     out: dict[str, _QueryOut] = {}
     for r, qid in enumerate(tqdm(qids, desc="mine", unit="q", disable=len(qids) < 5000, leave=False)):
+        kill_point("mine.query", qid)
         removed: Counter = Counter()
         for _, rem, _, _ in filtered:
             removed.update({k: int(v[r]) for k, v in rem.items()})

@@ -26,6 +26,7 @@ import numpy as np
 
 from hardneg.core.errors import HardnegError
 from hardneg.core.files import atomic_open, read_json, sha256_texts, write_json
+from hardneg.core.testhooks import kill_point
 from hardneg.encode.cache import CHUNK_SIZE
 
 log = logging.getLogger(__name__)
@@ -268,6 +269,7 @@ def encode_sharded(encoder, texts: Sequence[str], out_dir: str | Path, *, shard_
     with tqdm(total=sum(plan.sizes[i] for i in plan.todo), desc=f"encode {kind} shards", unit=kind,
               disable=not progress or not plan.todo) as bar:
         for i in plan.todo:
+            kill_point("shards.shard", str(i))
             plan.write(i, encode_shard(encoder, plan.texts(texts, i), kind, progress=bar.update))
     return plan.shardset()
 
