@@ -239,6 +239,7 @@ def main(argv=None) -> int:
     p.add_argument("--eval-backends", default="torch,onnx,onnx-int8,st",
                    help="comma list of evaluation backends; 'st' = plain model.encode (default: %(default)s)")
     p.add_argument("--sides", default="st,hardneg,hardneg-bucket", help="training sides (default: %(default)s)")
+    p.add_argument("--eval-side", default="hardneg", help="whose trained model the evaluation backends encode (default: %(default)s)")
     p.add_argument("--seed", type=int, default=42, help="(default: 42)")
     p.add_argument("--output", help="write the result JSON here")
     args = p.parse_args(argv)
@@ -283,7 +284,7 @@ def main(argv=None) -> int:
                     model_dir = out
             results.append(summarise(side, wall, prof, rate, dims))
             log.info("%s: %.1fs train", side, wall)
-            if side == sides[-1] or side == "hardneg":
+            if side == args.eval_side:
                 evals[side] = eval_backends(args, model_dir, eval_data)
     ref = next((r for r in results if r["side"] == "st"), results[0])
     print(f"\nfp32 GEMM rate: {rate:.1f} GFLOP/s ({torch.get_num_threads()} threads); {len(dataset)} rows, "

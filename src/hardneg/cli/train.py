@@ -10,6 +10,7 @@ examples:
       --num-negatives 4 --batch-size 32 --query-max-length 64 --passage-max-length 256
   hardneg train --config recipes/cpu-small.toml          # multi-stage recipe (stage 2 starts from stage 1)
   hardneg train ... --resume                             # continue from the last checkpoint after a kill
+  hardneg train ... --distill kl --distill-weight 1      # + KL to the teacher scores in the negatives file
 
 The output folder loads with SentenceTransformer(DIR); encode with model.encode_query(...) /
 model.encode_document(...) so the saved prefixes, prefix masking and max lengths apply.

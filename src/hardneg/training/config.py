@@ -24,6 +24,10 @@ SHORT_ROWS = ("drop", "error")
 POSITIVES = ("one", "all")  # how a query's several positives enter the loss (losses.masked_infonce)
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # attention + MLP projections
 LORA = "LoRA (decoder LLMs)"  # --help group
+DISTILL_KINDS = ("kl", "margin-mse")  # losses.distill_kl / losses.margin_mse
+DISTILL_NORMALIZE = ("auto", "none", "zscore", "minmax")  # per row over {positive} ∪ its negatives (examples)
+DISTILL = "distillation from the negatives file's teacher scores"  # --help group
+DISTILL_SCORE_UNIT = 1_000_000  # teacher logits ride in the int64 label column as round(x * this)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,19 @@ class TrainConfig:
                                "negatives)", flag="--no-relabeled-rows", default_help="on")
     short_rows: str = opt("drop", "rows with fewer than --num-negatives negatives: drop them or stop with an error",
                           choices=SHORT_ROWS)
+    distill: str | None = opt(None, "add a distillation term from the teacher scores of the negatives file: kl = "
+                              "KL(teacher || student) over {positive} ∪ the row's negatives; margin-mse = MSE of "
+                              "the student's positive-negative margins against the teacher's", choices=DISTILL_KINDS,
+                              default_help="off", group=DISTILL)
+    distill_weight: float = opt(1.0, "loss = InfoNCE + weight × distillation term", group=DISTILL)
+    distill_only: bool = opt(False, "train on the distillation term alone (no InfoNCE term)", group=DISTILL)
+    distill_temperature: float | None = opt(None, "teacher temperature: teacher logits = score / this (the student's "
+                                            "are cosine / --temperature)", group=DISTILL,
+                                            default_help="--temperature on raw scores, 1.0 on normalised ones")
+    distill_normalize: str = opt("auto", "per-row normalisation of the teacher scores over {positive} ∪ negatives: "
+                                 "zscore (mean 0, std 1), minmax (0..1) or none; auto = zscore when the file's "
+                                 "teacher is BM25 or a cross-encoder (meta) or any score lies outside [-1, 1], "
+                                 "none for cosine teachers", choices=DISTILL_NORMALIZE, group=DISTILL)
     lora: bool | None = opt(None, "train a LoRA adapter", default_help="on for decoder LLMs, off otherwise",
                             negate_help="train all weights, even of a decoder LLM", group=LORA)
     lora_r: int = opt(16, "LoRA rank r", group=LORA)
@@ -113,6 +130,7 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise HardnegError(msg)
+        _check_distill(self)
         for n in (self.query_max_length, self.passage_max_length):
             if n is not None and n < 2:
                 raise HardnegError("max lengths must be >= 2 tokens (or unset)")
@@ -120,3 +138,20 @@ class TrainConfig:
 
 def with_overrides(config: TrainConfig, **kw: Any) -> TrainConfig:
     return replace(config, **kw)
+
+
+def _check_distill(c: TrainConfig) -> None:
+    checks = [
+        (c.distill is None or c.distill in DISTILL_KINDS, f"--distill is one of {', '.join(DISTILL_KINDS)}"),
+        (c.distill_normalize in DISTILL_NORMALIZE, f"--distill-normalize is one of {', '.join(DISTILL_NORMALIZE)}"),
+        (c.distill is not None or not c.distill_only, "--distill-only needs --distill kl or --distill margin-mse"),
+        (c.distill is None or c.num_negatives >= 1,
+         "--distill needs --num-negatives >= 1 (the teacher scores are those of the row's mined negatives)"),
+        (c.distill is None or c.distill_weight > 0, "--distill-weight must be > 0"),
+        (c.distill_temperature is None or c.distill_temperature > 0, "--distill-temperature must be > 0"),
+        (c.distill is None or not c.mini_batch_size,
+         "--distill is not available with --mini-batch-size (GradCache) yet: drop one of them"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise HardnegError(msg)

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hardneg.training.config import DISTILL_SCORE_UNIT
+
 DEFAULT_TEMPERATURE = 0.05
 
 
@@ -228,3 +230,137 @@ def build_loss(model: Any, *, temperature: float = DEFAULT_TEMPERATURE, in_batch
     if mini_batch_size:
         return _cached_own_class()(model, scale=scale, mini_batch_size=mini_batch_size)
     return OwnNegativesRankingLoss(model, scale=scale)
+
+
+# --- distillation from the negatives file's teacher scores (``--distill``) ---------------------------
+#
+# Both terms work on logits over a row's own candidates {positive} ∪ its n hard negatives, column 0 the
+# positive: the student's are cos(q, d) / τ (``own_negatives_logits``), the teacher's are its (per-row
+# normalised) scores / τ_t, built by ``training.examples.teacher_labels``. ``mask`` (B, 1 + n) marks
+# the cells that carry a teacher score; a row counts only with its positive and at least one negative
+# marked, so a short row's masked cells change nothing (the loss equals that of the truncated row).
+
+SCORE_UNIT = DISTILL_SCORE_UNIT  # teacher logits ride in the int64 ``label`` column as round(x * SCORE_UNIT)
+
+
+def _masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """log-softmax over the marked cells of each row; unmarked cells get a finite very low value (no inf/NaN)."""
+    low = torch.finfo(logits.dtype).min / 4
+    return torch.log_softmax(logits.masked_fill(~mask, low), dim=1)
+
+
+def distill_kl(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the usable rows of KL(p_teacher || p_student), both softmaxes over the row's marked
+    cells of (B, 1 + n) logits (teacher: no gradient). Not multiplied by τ² (Hinton's factor).
+
+    >>> s = torch.tensor([[2.0, 0.0, 9.0]]); t = torch.tensor([[1.0, 0.0, 5.0]])
+    >>> m = torch.tensor([[True, True, False]])
+    >>> round(distill_kl(s, t, m).item(), 4)    # p_t = softmax(1, 0), p_s = softmax(2, 0)
+    0.0826
+    """
+    student, teacher = student.float(), torch.where(mask, teacher.detach().float(), 0.0)  # unmarked: any value
+    rows = mask[:, 0] & mask[:, 1:].any(dim=1)
+    if not rows.any():
+        return student.sum() * 0.0  # no teacher score in this batch: zero, still on the graph
+    log_s = _masked_log_softmax(student, mask)
+    log_t = _masked_log_softmax(teacher, mask)
+    kl = torch.where(mask, log_t.exp() * (log_t - log_s), torch.zeros_like(log_s)).sum(dim=1)
+    return kl[rows].mean()
+
+
+def margin_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the usable (positive, negative_j) pairs of ((s_+ - s_j) - (t_+ - t_j))², on (B, 1 + n)
+    logits (MarginMSE, Hofstätter et al. 2020; teacher: no gradient).
+
+    >>> s = torch.tensor([[2.0, 0.0, 1.0]]); t = torch.tensor([[1.0, 0.0, 5.0]])
+    >>> margin_mse(s, t, torch.tensor([[True, True, True]])).item()    # ((2 - 1)² + (1 - -4)²) / 2
+    13.0
+    """
+    student, teacher = student.float(), torch.where(mask, teacher.detach().float(), 0.0)  # unmarked: any value
+    pairs = mask[:, 1:] & mask[:, :1]
+    if not pairs.any():
+        return student.sum() * 0.0
+    err = (student[:, :1] - student[:, 1:]) - (teacher[:, :1] - teacher[:, 1:])  # (B, n)
+    return err.pow(2)[pairs].mean()
+
+
+DISTILL_TERMS = {"kl": distill_kl, "margin-mse": margin_mse}
+
+
+def split_distill_labels(labels: torch.Tensor, n_codes: int, n_cands: int
+                         ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """``label`` rows ``[codes (n_codes) | teacher logits × SCORE_UNIT (n_cands) | mask 0/1 (n_cands)]``
+    -> (codes or None, teacher logits (B, n_cands) float, mask (B, n_cands) bool)."""
+    if labels is None or labels.dim() != 2 or labels.size(1) != n_codes + 2 * n_cands:
+        raise ValueError("DistillationLoss needs the 'label' column of hardneg.training.examples with the teacher "
+                         f"scores ({n_codes} codes, then {n_cands} scores and {n_cands} mask flags per row)")
+    codes = labels[:, :n_codes] if n_codes else None
+    teacher = labels[:, n_codes:n_codes + n_cands].double().div(SCORE_UNIT).float()
+    return codes, teacher, labels[:, n_codes + n_cands:].bool()
+
+
+class DistillationLoss(nn.Module):
+    """``base`` InfoNCE loss (e.g. ``MaskedRankingLoss``, MNRL, ``OwnNegativesRankingLoss``; None =
+    distillation alone) + ``weight`` × a distillation term (``kind``: kl / margin-mse) on the same
+    embeddings (one forward pass). Returns the two parts as a dict (the trainer sums and logs them).
+
+    ``labels``: the ``label`` column of ``training.examples`` built with distillation: the base loss's
+    ``n_codes`` codes (0 when it takes none), then the teacher logits and mask of the 1 + n candidates.
+    Counts the rows and pairs that carried a teacher score (``distill_stats``).
+    """
+
+    def __init__(self, model: Any, base: nn.Module | None, kind: str, *, weight: float = 1.0,
+                 num_negatives: int = 1, scale: float = 1.0 / DEFAULT_TEMPERATURE, n_codes: int = 0):
+        super().__init__()
+        if kind not in DISTILL_TERMS:
+            raise ValueError(f"distillation kind must be one of {', '.join(DISTILL_TERMS)}, got {kind!r}")
+        if num_negatives < 1 or not weight > 0 or not scale > 0:
+            raise ValueError("distillation needs num_negatives >= 1, weight > 0 and scale > 0")
+        self.model, self.base, self.kind = model, base, kind
+        self.weight, self.num_negatives, self.scale, self.n_codes = weight, num_negatives, scale, n_codes
+        self.distill_stats = {"batches": 0, "rows": 0, "rows_used": 0, "pairs_used": 0}
+
+    def forward(self, sentence_features: Iterable[dict], labels: Any = None):
+        from sentence_transformers.base.losses.merged_forward import embed_columns
+
+        return self.compute_loss_from_embeddings(embed_columns(self.model, list(sentence_features)), labels)
+
+    def compute_loss_from_embeddings(self, embeddings: list, labels: Any) -> dict[str, torch.Tensor]:
+        n_cands = 1 + self.num_negatives
+        if len(embeddings) != 1 + n_cands:
+            raise ValueError(f"DistillationLoss expects anchor, positive and {self.num_negatives} negative columns")
+        codes, teacher, mask = split_distill_labels(labels, self.n_codes, n_cands)
+        student = own_negatives_logits(embeddings[0], embeddings[1:], self.scale)  # (B, 1 + n)
+        teacher, mask = teacher.to(student.device), mask.to(student.device)
+        st = self.distill_stats
+        st["batches"] += 1
+        st["rows"] += len(mask)
+        st["rows_used"] += int((mask[:, 0] & mask[:, 1:].any(dim=1)).sum())
+        st["pairs_used"] += int((mask[:, 1:] & mask[:, :1]).sum())
+        out = {}
+        if self.base is not None:
+            out["infonce"] = self.base.compute_loss_from_embeddings(embeddings, codes)
+        out[f"distill_{self.kind.replace('-', '_')}"] = self.weight * DISTILL_TERMS[self.kind](student, teacher, mask)
+        return out
+
+    def get_config_dict(self) -> dict[str, Any]:
+        base = None if self.base is None else {"class": type(self.base).__name__, **self.base.get_config_dict()}
+        return {"distill": self.kind, "distill_weight": self.weight, "student_scale": self.scale,
+                "infonce": base}
+
+    @property
+    def mask_stats(self) -> dict | None:
+        """The base loss's positives-mask counts (``MaskedRankingLoss``), for the model meta."""
+        return getattr(self.base, "mask_stats", None)
+
+
+def with_distillation(model: Any, base: nn.Module | None, kind: str, *, weight: float = 1.0, num_negatives: int = 1,
+                      temperature: float = DEFAULT_TEMPERATURE, n_codes: int = 0) -> DistillationLoss:
+    """``base`` (None: distillation alone) + ``weight`` × the ``kind`` term; ``n_codes`` = the number of
+    id codes at the head of each ``label`` row (``2 + num_negatives`` with the positives mask, else 0)."""
+    if base is not None and not hasattr(base, "compute_loss_from_embeddings"):
+        raise ValueError(f"{type(base).__name__} cannot share embeddings with a distillation term")
+    if getattr(base, "mini_batch_size", None):
+        raise ValueError("distillation is not available with GradCache (--mini-batch-size) yet")
+    return DistillationLoss(model, base, kind, weight=weight, num_negatives=num_negatives, scale=1.0 / temperature,
+                            n_codes=n_codes)

@@ -133,7 +133,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
     ``callbacks``: extra ``transformers.TrainerCallback`` objects (tests use one to stop early).
     """
     from hardneg.training.callbacks import loss_logger, quiet_progress
-    from hardneg.training.losses import build_loss
+    from hardneg.training.losses import build_loss, with_distillation
 
     t0 = time.time()
     out = Path(config.output)
@@ -156,7 +156,12 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
                       gather_across_devices=int(os.environ.get("WORLD_SIZE", "1")) > 1,
                       known=codes.known if codes is not None and config.in_batch_negatives else None,
                       positives=config.positives)
-    if codes is not None and not config.in_batch_negatives:
+    if config.distill:  # + weight × distillation term from the label column's teacher logits
+        loss = with_distillation(model, None if config.distill_only else loss, config.distill,
+                                 weight=config.distill_weight, num_negatives=config.num_negatives,
+                                 temperature=config.temperature,
+                                 n_codes=2 + config.num_negatives if codes is not None else 0)
+    if codes is not None and not config.in_batch_negatives and not config.distill:
         dataset = dataset.remove_columns("label")  # own negatives only: no other row's passage to mask
     targs = training_args(config, ckpt_dir)
     if config.bucket_batches:
@@ -184,7 +189,8 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
                         "s_per_step": round(t_train / max(1, result.global_step - _step_of(resume_from)), 4)},
                final_loss=losses[-1] if losses else None, mean_train_loss=result.training_loss,
                loss={"class": type(loss).__name__, **loss.get_config_dict()},
-               positives_mask=getattr(loss, "mask_stats", None))
+               positives_mask=getattr(loss, "mask_stats", None),
+               distillation=getattr(loss, "distill_stats", None))
     log.info("wrote %s (%d steps, %.1fs)", out, trainer.state.global_step, t_train)
     return out
 
