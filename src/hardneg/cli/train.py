@@ -11,6 +11,7 @@ examples:
   hardneg train --config recipes/cpu-small.toml          # multi-stage recipe (stage 2 starts from stage 1)
   hardneg train ... --resume                             # continue from the last checkpoint after a kill
   hardneg train ... --distill kl --distill-weight 1      # + KL to the teacher scores in the negatives file
+  hardneg train ... --refresh-every 200                  # re-mine with the student every 200 steps (ANCE-style)
 
 The output folder loads with SentenceTransformer(DIR); encode with model.encode_query(...) /
 model.encode_document(...) so the saved prefixes, prefix masking and max lengths apply.
@@ -49,7 +50,8 @@ def guard(config, force: bool = False):
     inputs = [*model_paths(config.model), *data_paths(*(s.data for s in config.sources)),
               *negatives_paths(*(s.negatives for s in config.sources))]
     return guard_output(config.output, kind="dir", inputs=inputs, exists="ours", force=force,
-                        markers=(CHECKPOINTS, f"{META_NAME}.meta.json", ".final.partial", "loss_log.json"))
+                        markers=(CHECKPOINTS, f"{META_NAME}.meta.json", ".final.partial", "loss_log.json",
+                                 "refresh"))  # refresh/: experiment.refresh's plan and round negatives
 
 
 def config_from_args(args):
@@ -81,6 +83,11 @@ def run(args) -> int:
 
             config = config_from_args(args)
             stack.enter_context(guard(config, args.force))
-            out = train(config)
+            if config.refresh_every:  # re-mining between rounds: the experiment layer calls train and mine
+                from hardneg.experiment.refresh import train_with_refresh
+
+                out = train_with_refresh(config)
+            else:
+                out = train(config)
     print(f"model: {out}")
     return 0

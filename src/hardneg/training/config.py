@@ -104,6 +104,10 @@ class TrainConfig:
     lora_merge: bool = opt(True, "save the adapter instead of merged weights", flag="--lora-adapter-only",
                            default_help="off, merged weights are saved", group=LORA)
     resume: bool = opt(False, "continue from the last checkpoint in --output")
+    refresh_every: float = opt(0.0, "re-mine the negatives with the student every N optimizer steps (a fraction < 1: "
+                               "of an epoch), with the negatives file's own mining settings, then train on "
+                               "(one step budget and LR schedule; see hardneg.experiment.refresh)", metavar="N",
+                               default_help="0, off")
     bucket_batches: bool = opt(False, "length-bucketed batches: rows of similar token length share a batch "
                                "(less padding; same rows per epoch, no duplicate text in a batch, seeded order)",
                                default_help="off, sentence-transformers' no-duplicates batches")
@@ -126,6 +130,8 @@ class TrainConfig:
              "--positives all needs the positives mask and in-batch negatives (drop --no-mask-positives / "
              "--no-in-batch-negatives)"),
             (self.save_steps >= 1 and self.logging_steps >= 1, "save/logging steps must be >= 1"),
+            (self.refresh_every >= 0 and (self.refresh_every < 1 or float(self.refresh_every).is_integer()),
+             "--refresh-every is 0 (off), a whole number of steps or a fraction of an epoch in (0, 1)"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -127,8 +127,11 @@ def _last_checkpoint(ckpt_dir: Path) -> str | None:
     return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
 
 
-def train(config: TrainConfig, callbacks: list | None = None) -> Path:
+def train(config: TrainConfig, callbacks: list | None = None, *, refresh: dict | None = None) -> Path:
     """Fine-tune ``config.model``; returns the output dir (loads with ``SentenceTransformer(DIR)``).
+
+    ``refresh``: the re-mining record that ``hardneg.experiment.refresh`` (which runs ``refresh_every``,
+    calling this once per round) puts in the model meta; training alone never re-mines.
 
     ``callbacks``: extra ``transformers.TrainerCallback`` objects (tests use one to stop early).
     """
@@ -143,6 +146,9 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
             log.info("%s is already complete; nothing to resume", out)
             return out
         raise HardnegError(f"{out} already holds a trained model: choose a new --output")
+    if config.refresh_every and refresh is None:
+        raise HardnegError("refresh_every re-mines the negatives with the student, which training alone does not do: "
+                           "run hardneg.experiment.refresh.train_with_refresh(config) (hardneg train --refresh-every)")
     resume_from = _last_checkpoint(ckpt_dir)
     if resume_from and not config.resume:
         raise HardnegError(f"{out} already has checkpoints ({Path(resume_from).name}): pass --resume "
@@ -190,7 +196,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
                final_loss=losses[-1] if losses else None, mean_train_loss=result.training_loss,
                loss={"class": type(loss).__name__, **loss.get_config_dict()},
                positives_mask=getattr(loss, "mask_stats", None),
-               distillation=getattr(loss, "distill_stats", None))
+               distillation=getattr(loss, "distill_stats", None), **({"refresh": refresh} if refresh else {}))
     log.info("wrote %s (%d steps, %.1fs)", out, trainer.state.global_step, t_train)
     return out
 
