@@ -12,8 +12,11 @@ examples:
   hardneg train ... --resume                             # continue from the last checkpoint after a kill
   hardneg train ... --distill kl --distill-weight 1      # + KL to the teacher scores in the negatives file
   hardneg train ... --refresh-every 200                  # re-mine with the student every 200 steps (ANCE-style)
+  hardneg train ... --push-to-hub me/minilm-scifact-hn   # then upload the folder to the Hugging Face Hub
 
-The output folder loads with SentenceTransformer(DIR); encode with model.encode_query(...) /
+The output folder loads with SentenceTransformer(DIR); its README.md is sentence-transformers' model
+card plus how the negatives were mined (each negatives file's meta), the settings and an evaluation
+table that 'hardneg evaluate --model DIR ... --card' fills. encode with model.encode_query(...) /
 model.encode_document(...) so the saved prefixes, prefix masking and max lengths apply.
 Multi-GPU (DDP): torchrun --nproc_per_node N -m hardneg train ...  (or accelerate launch -m hardneg train ...);
 --batch-size is per device.
@@ -38,6 +41,12 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true",
                    help="write into an existing non-empty --output folder that is not a training output "
                         "(default: refuse; a finished output is refused either way, --resume continues one)")
+    p.add_argument("--push-to-hub", metavar="REPO",
+                   help="after training, upload the model folder (model, README.md card, meta; not checkpoints/) "
+                        "to the Hugging Face Hub model repo REPO, creating it if needed; needs a token "
+                        "(huggingface-cli login or HF_TOKEN) (default: not uploaded)")
+    p.add_argument("--hub-private", action="store_true",
+                   help="with --push-to-hub: create the repo private (default: the Hub's default, public)")
     p.set_defaults(func=run)
 
 
@@ -90,4 +99,13 @@ def run(args) -> int:
             else:
                 out = train(config)
     print(f"model: {out}")
+    if getattr(args, "push_to_hub", None):
+        from hardneg.core.errors import HardnegError
+        from hardneg.training.card import push_to_hub
+        from hardneg.training.trainer import is_finished
+
+        if not is_finished(out):
+            raise HardnegError(f"--push-to-hub: training of {out} did not finish; nothing uploaded (--resume first)")
+
+        print(f"uploaded to {args.push_to_hub}: {push_to_hub(out, args.push_to_hub, private=args.hub_private or None)}")
     return 0

@@ -187,6 +187,7 @@ def train(config: TrainConfig, callbacks: list | None = None, *, refresh: dict |
     _save_final(model, config, out)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     write_json(out / "loss_log.json", [h for h in trainer.state.log_history if "loss" in h])
+    _write_card(out, config, dataset, data_stats, trainer, loss, losses, t_train)
     write_meta(out / META_NAME, config, base_model_fingerprint=model_fingerprint(resolve_model(config.model)),
                model_fingerprint=model_fingerprint(out),  # what a teacher or encoder of this model records
                data=data_stats, steps=trainer.state.global_step, examples=len(dataset),
@@ -199,6 +200,15 @@ def train(config: TrainConfig, callbacks: list | None = None, *, refresh: dict |
                distillation=getattr(loss, "distill_stats", None), **({"refresh": refresh} if refresh else {}))
     log.info("wrote %s (%d steps, %.1fs)", out, trainer.state.global_step, t_train)
     return out
+
+
+def _write_card(out: Path, config: TrainConfig, dataset, data_stats, trainer, loss, losses, t_train) -> None:
+    """README.md: sentence-transformers' card + how the negatives were mined (``training.card``)."""
+    from hardneg.training.card import write_card
+
+    write_card(out, config, {"steps": trainer.state.global_step, "examples": len(dataset),
+                             "loss": type(loss).__name__, "final_loss": losses[-1] if losses else None,
+                             "train_s": round(t_train, 1)}, used=data_stats)
 
 
 def _step_of(checkpoint: str | None) -> int:
