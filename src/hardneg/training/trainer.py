@@ -206,9 +206,13 @@ def _write_card(out: Path, config: TrainConfig, dataset, data_stats, trainer, lo
     """README.md: sentence-transformers' card + how the negatives were mined (``training.card``)."""
     from hardneg.training.card import write_card
 
-    write_card(out, config, {"steps": trainer.state.global_step, "examples": len(dataset),
-                             "loss": type(loss).__name__, "final_loss": losses[-1] if losses else None,
-                             "train_s": round(t_train, 1)}, used=data_stats)
+    run = {"steps": trainer.state.global_step, "examples": len(dataset), "loss": type(loss).__name__,
+           "final_loss": losses[-1] if losses else None, "train_s": round(t_train, 1)}
+    try:
+        write_card(out, config, run, used=data_stats)
+    except Exception as e:  # noqa: BLE001 - the trained model is saved; a card problem must not unfinish the run
+        log.warning("model card: could not add hardneg's section to %s/README.md (%s: %s); the model is fine",
+                    out, type(e).__name__, e)
 
 
 def _step_of(checkpoint: str | None) -> int:
