@@ -145,6 +145,10 @@ def test_bm25_teacher_is_detected_from_the_meta_and_normalised(tmp_path):
     assert np.allclose(_decode(labels, 2)[0][0], [2.0, 1.0, 0.0]) and st["normalize"] == "minmax"
     with pytest.raises(HardnegError, match="BM25"):
         teacher_labels(_rows(path), set(), 2, DistillSettings("none"), path)
+    dense = _write(tmp_path / "dense.jsonl", [{**rows[0], "pos_score": 0.8, "neg_scores": [0.6, 0.4]}], "minilm",
+                   {"name": "minilm", "fingerprint": "dense:c4a57a7f:9aaa916c"})
+    st = teacher_labels(_rows(dense), set(), 2, DistillSettings(), dense)[1]
+    assert (st["teacher_kind"], st["normalize"]) == ("dense", "none")
     # no meta, but scores outside [-1, 1]: not a cosine teacher, auto normalises too
     plain = _write(tmp_path / "big.jsonl", rows, "mystery")
     assert teacher_labels(_rows(plain), set(), 2, DistillSettings(), plain)[1]["normalize"] == "zscore"

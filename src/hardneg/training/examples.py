@@ -175,7 +175,7 @@ def normalize_rows(scores: np.ndarray, mask: np.ndarray, how: str) -> np.ndarray
 
 def teacher_kind(path, rows) -> tuple[str, str]:
     """(teacher name, kind) of a negatives file: kind ``bm25`` / ``cross-encoder`` from its meta's
-    teacher fingerprint (or the name ``bm25`` where there is no meta), else ``other``. A file whose
+    teacher fingerprint (or the name ``bm25`` where there is no meta), ``dense``, else ``other``. A file whose
     scores come from several teachers (an ensemble: scores on different scales) is refused."""
     meta = read_meta(path) or {}
     teachers = [t for t in meta.get("teachers") or [] if isinstance(t, dict)]
@@ -189,7 +189,7 @@ def teacher_kind(path, rows) -> tuple[str, str]:
     for kind, prefix in NORMALISED_TEACHERS.items():
         if fp.startswith(prefix) or (not fp and name == kind):
             return name, kind
-    return name, "other"
+    return name, "dense" if fp.startswith("dense:") else "other"
 
 
 def teacher_labels(rows, short: set[int], n: int, settings: DistillSettings, path
