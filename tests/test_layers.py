@@ -35,10 +35,11 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"core", "data", "encode", "search"},
     "analysis": {"core", "data"},
     "report": {"core", "analysis"},
+    "compat": {"core", "data", "encode", "search", "scale", "mining", "mining.teachers"},
     "experiment": {"core", "data", "encode", "search", "scale", "mining", "mining.teachers",
-                   "training", "evaluation", "analysis", "report"},
+                   "training", "evaluation", "analysis", "report", "compat"},
     "cli": {"core", "data", "encode", "search", "scale", "mining", "mining.teachers",
-            "training", "evaluation", "analysis", "report", "experiment"},
+            "training", "evaluation", "analysis", "report", "experiment", "compat"},
     "__main__": {"cli"},
 }
 #: importers that only name modules as strings or lazily

@@ -38,6 +38,7 @@ _API = {
     "Teacher": "hardneg.mining.candidates", "Candidates": "hardneg.mining.candidates",
     "load_teacher": "hardneg.mining.teachers.load", "MineConfig": "hardneg.mining.config",
     "MineResult": "hardneg.mining.mine", "mine": "hardneg.mining.mine",
+    "mine_hard_negatives": "hardneg.compat.sentence_transformers",
     # training
     "TrainConfig": "hardneg.training.config", "Source": "hardneg.training.config", "train": "hardneg.training.trainer",
     "run_recipe": "hardneg.training.recipes",
