@@ -322,3 +322,23 @@ def test_a_bucket_and_simans_row_trains_end_to_end(tiny_beir, tiny_model, tmp_pa
     (cell,) = res["cells"]
     assert cell["spec"]["mine"]["selection"] == "simans" and cell["spec"]["train_extra"] == {"bucket_batches": True}
     assert cell["train"]["steps"] >= 1 and 0.0 <= cell["metrics"]["ndcg@10"] <= 1.0
+
+
+def test_a_refresh_row_remines_with_the_student_and_records_the_rounds(tiny_beir, tiny_model, tmp_path):
+    cfg = _tiny_config(tiny_beir, tiny_model, tmp_path, methods=("naive+refresh",), references=(),
+                       fn_probe_data=None, labels="sparse", refresh_every=0.5, cache_dir=str(tmp_path / "cache"))
+    res = run_ablation(cfg, tmp_path / "run", progress=False, plots=False)
+    (cell,) = res["cells"]
+    assert cell["spec"]["train_extra"] == {"refresh_every": 0.5}
+    rounds = cell["train"]["refresh"]["rounds"]
+    assert len(rounds) >= 1 and rounds[0]["rows"] == cell["mining"]["summary"]["rows"]
+    assert rounds[0]["fn"] is not None  # sparse labels: the held-out judgements measure each round
+
+
+def test_training_recipe_shares_its_reference_cells_with_the_sparse_study():
+    sparse = {(c.kind, c.row, c.seed): c.id for c in plan_cells(load_config("nfcorpus-sparse"), data_fp="fp")}
+    training = plan_cells(load_config("nfcorpus-training"), data_fp="fp")
+    shared = [c for c in training if sparse.get((c.kind, c.row, c.seed)) == c.id]
+    assert {(c.kind, c.row) for c in shared} == {("base", "base"), ("peer", "st-mine relative_margin=0.05"),
+                                                 ("method", "percpos:0.95")}
+    assert len(shared) == 7 and len(training) == 19

@@ -215,6 +215,14 @@ class Stages:
                              warmup=t.warmup_ratio, seed=seed, save_total_limit=1, mask_positives=mask,
                              resume=(self.work / cell_id / "model").exists(),  # a killed cell continues
                              **extra)
+        if config.refresh_every:  # "+refresh": re-mine with the student between rounds, as the cell mined
+            from hardneg.experiment.refresh import remine_from_negatives, train_with_refresh
+
+            remine = remine_from_negatives(src)
+            if self.cfg.labels == "sparse":  # the cell's own anchors (grade-first) and held-out judgements
+                _ = self.train_data  # fills self.hidden
+                remine = dataclasses.replace(remine, data=self.anchor_data, hidden=self.hidden)
+            return Path(train_with_refresh(config, remine))
         return Path(train(config))
 
     @staticmethod
@@ -228,7 +236,7 @@ class Stages:
             return {}
         meta = read_json(path)
         return {k: meta.get(k) for k in ("steps", "examples", "timings", "final_loss", "mean_train_loss",
-                                      "positives_mask", "data")}
+                                      "positives_mask", "data", "distillation", "refresh")}
 
     def evaluate(self, model: str | Path):
         from hardneg.encode.load import load_encoder
