@@ -13,27 +13,27 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from hardneg.compat.st_encoder import LoadedSTEncoder, model_name, weights_digest
-from hardneg.compat.tables import OUTPUT_FORMATS, to_columns
+from hardneg.compat.st_args import DropinArgs, check_args
+from hardneg.compat.tables import to_columns
 from hardneg.compat.window import PeerRules, apply_rules, resolve_range_max
 from hardneg.core.errors import HardnegError
 from hardneg.data.negatives import NegRow
 from hardneg.data.types import Corpus, RetrievalData
 from hardneg.encode.base import Encoder
 from hardneg.mining.config import MineConfig
-from hardneg.mining.filters import METHODS
 from hardneg.mining.mine import MineResult, mine
 from hardneg.mining.teachers.dense import DenseTeacher
 from hardneg.mining.teachers.rescored import RescoredTeacher
+from hardneg.scale.engine import DEFAULT_SHARD_ROWS, EngineConfig
 
 log = logging.getLogger(__name__)
 
-SHORTFALL = ("drop", "keep")
 _SET_BY_DROPIN = {"method", "select", "num_negatives", "on_shortfall", "depth", "seed"}  # mine_options may not
 
 
@@ -196,6 +196,13 @@ def mine_hard_negatives(
       weights' hash, prompts and texts; a second call with other rules re-uses the embeddings *and*
       the candidate pools. The peer's ``.npy`` files there are not read. Without ``cache_folder``
       nothing is written outside a temporary folder.
+    * **Memory** stays bounded: the peer holds the corpus vectors, a second normalised copy and a
+      ``min(faiss_batch_size, anchors) x corpus`` score block (16384 x N floats by default: 13 GB at
+      200k passages); hardneg's exact search keeps only per-block top-k lists, and above 102,400
+      passages (``default_engine``) the vectors go to disk shards that search streams, one at a time.
+      Measured with ``benchmarks/dropin_memory.py`` (20k x 2k: peak RSS 0.20x the peer's, 1.6x the
+      embedding matrix in memory, 0.5x with shards). ``engine=EngineConfig(max_memory="2GB")`` sets
+      the bound yourself.
     * **Similarity** is the dot product of normalised embeddings (= cosine); a model whose
       ``similarity_fn_name`` is not cosine/dot gets a warning (the peer would use its function).
     * ``use_faiss`` needs no FAISS and changes nothing: exact search is already blocked and exact
@@ -234,7 +241,8 @@ def mine_hard_negatives(
         judge, voters: a false-negative judge (``mining.judges``) and judge-only teachers, as ``mine``.
         on_shortfall ("drop"): "drop" or "keep" the rows that cannot be filled (counted either way).
         seed (42): for ``"random"`` and hardneg's sampled selections.
-        engine, search_backend ("exact"): hardneg's ``EngineConfig`` and search backend.
+        engine, search_backend ("exact"): hardneg's ``EngineConfig`` (default ``default_engine``) and
+            search backend.
         return_stats (False): return ``(dataset, DropinInfo)`` instead of the dataset.
 
     Returns:
@@ -243,14 +251,14 @@ def mine_hard_negatives(
     from datasets import Dataset
 
     t0 = time.perf_counter()
-    args = _check_args(dataset, model, anchor_column_name, positive_column_name, output_format, output_scores,
-                       as_triplets, margin, absolute_margin, include_positives, range_min, range_max,
-                       num_negatives, sampling_strategy, batch_size, faiss_batch_size, use_faiss, use_multi_process,
-                       on_shortfall, method, selection, teachers, judge, voters)
+    args = check_args(dataset, model, anchor_column_name, positive_column_name, output_format, output_scores,
+                      as_triplets, margin, absolute_margin, include_positives, range_min, range_max,
+                      num_negatives, sampling_strategy, batch_size, faiss_batch_size, use_faiss, use_multi_process,
+                      on_shortfall, method, selection, teachers, judge, voters)
     data, pair_rows, max_positives = _to_data(dataset, args.anchor, args.positive, corpus)
     known = {q: data.relevant(q) for q in data.query_ids()}
     filtered = any(v is not None for v in (args.absolute_margin, relative_margin, max_score)) or (
-        cross_encoder is not None and min_score is not None)
+        cross_encoder is not None and min_score is not None) or method not in (None, "naive")
     rmax = resolve_range_max(range_max, range_min=range_min, num_negatives=num_negatives,
                              max_positives=max_positives, filtered=filtered)
     if range_max is None:
@@ -264,6 +272,7 @@ def mine_hard_negatives(
     with ExitStack() as stack:
         cache_dir = cache_folder or stack.enter_context(tempfile.TemporaryDirectory(prefix="hardneg-dropin-"))
         encoder = _encoder(model, prompts, batch_size, verbose, bool(cache_folder))
+        engine = engine or default_engine(len(data.corpus))
         teacher = _teacher(encoder, cross_encoder, batch_size, cache_dir, bool(cache_folder), engine, search_backend)
         qids = data.query_ids()
         windowed, removed = [], Counter()
@@ -275,7 +284,8 @@ def mine_hard_negatives(
             result = _ranking_rows(windowed[0], data, known, num_negatives)
         else:
             vpools = [v.candidates(data, qids, depth) for v in voters]
-            result = mine(data, windowed, replace(config, method="naive"), judge=judge, voters=vpools)
+            with _quiet_mine_shortfall():  # reported below in the drop-in's terms (not mine's CLI flags)
+                result = mine(data, windowed, replace(config, method="naive"), judge=judge, voters=vpools)
     table = to_columns(result.rows, data, args.output_format, num_negatives=num_negatives,
                        output_scores=args.output_scores, keep_short=on_shortfall == "keep",
                        anchor=args.anchor, positive=args.positive)
@@ -284,78 +294,6 @@ def mine_hard_negatives(
     _report(stats, args, verbose)
     out = Dataset.from_dict(table.cols)
     return (out, DropinInfo(stats, result, data, config)) if return_stats else out
-
-
-@dataclass(frozen=True)
-class _Args:
-    """The arguments after the peer's normalisation (deprecated names, forced formats)."""
-
-    anchor: str
-    positive: str
-    output_format: str
-    output_scores: bool
-    absolute_margin: float | None
-    include_positives: bool
-
-
-def _check_args(dataset, model, anchor_column_name, positive_column_name, output_format, output_scores, as_triplets,
-                margin, absolute_margin, include_positives, range_min, range_max, num_negatives, sampling_strategy,
-                batch_size, faiss_batch_size, use_faiss, use_multi_process, on_shortfall, method, selection, teachers,
-                judge, voters) -> _Args:
-    """The peer's checks and normalisation, plus the ones it lacks (each a HardnegError naming the parameter)."""
-    if len(dataset) == 0:
-        raise HardnegError("the dataset is empty: pass a Dataset of (anchor, positive) pairs")
-    if faiss_batch_size <= 0 or batch_size <= 0:
-        raise HardnegError(f"faiss_batch_size and batch_size must be positive integers, got {faiss_batch_size} "
-                           f"and {batch_size}")
-    if num_negatives < 1:
-        raise HardnegError(f"num_negatives must be at least 1, got num_negatives={num_negatives}")
-    if sampling_strategy not in ("top", "random"):
-        raise HardnegError(f"sampling_strategy must be 'top' or 'random', got {sampling_strategy!r}")
-    if on_shortfall not in SHORTFALL:
-        raise HardnegError(f"on_shortfall must be 'drop' or 'keep', got {on_shortfall!r} (a short row is counted "
-                           "either way; to search deeper, raise range_max)")
-    if method is not None and method not in METHODS:
-        raise HardnegError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
-    if selection is not None and sampling_strategy != "top":
-        raise HardnegError(f"selection={selection!r} replaces sampling_strategy: leave sampling_strategy 'top'")
-    columns = list(dataset.column_names)
-    for name, value in (("anchor_column_name", anchor_column_name), ("positive_column_name", positive_column_name)):
-        if value is not None and value not in columns:
-            raise HardnegError(f"{name}={value!r} is not a column of the dataset (columns: {columns})")
-    if positive_column_name is None and len(columns) < 2:
-        raise HardnegError("the dataset needs at least two columns to take the positive column from")
-    anchor, positive = anchor_column_name or columns[0], positive_column_name or columns[1]
-    if as_triplets is not None:
-        output_format = "triplet" if as_triplets else "n-tuple"
-        log.warning("as_triplets is deprecated: use output_format (set to %r)", output_format)
-    if output_format == "n-tuple-scores":
-        log.warning('output_format="n-tuple-scores" is deprecated: use "n-tuple" with output_scores=True')
-        output_format, output_scores = "n-tuple", True
-    if margin is not None:
-        absolute_margin = margin
-        log.warning("margin is deprecated: use absolute_margin and/or relative_margin (absolute_margin=%s)", margin)
-    if output_format not in OUTPUT_FORMATS:
-        raise HardnegError(f"invalid output_format {output_format!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
-    if include_positives:
-        if method or selection or teachers or judge or voters:
-            raise HardnegError("include_positives builds a first-stage ranking: it takes no method, selection, "
-                               "extra teachers or judge")
-        if range_min != 0 or range_max is not None or sampling_strategy != "top":
-            log.warning("include_positives: range_min, range_max and sampling_strategy can still leave positives out "
-                        "of the ranking (the score rules cannot: positives are exempt from them)")
-        if output_format != "n-tuple":
-            log.warning('include_positives: output_format set to "n-tuple" so the ranking order is kept')
-            output_format = "n-tuple"
-    if use_multi_process:
-        log.info("use_multi_process is ignored: hardneg encodes in this process (engine=EngineConfig('ray') "
-                 "distributes encoding)")
-    if use_faiss:
-        log.info("use_faiss: hardneg's exact search is used (same results; search_backend picks an ANN index)")
-    sim = getattr(model, "similarity_fn_name", None)
-    if isinstance(sim, str) and sim not in ("cosine", "dot"):
-        log.warning("model similarity %r: hardneg scores with the dot product of normalised embeddings (cosine)", sim)
-    return _Args(anchor, positive, output_format, bool(output_scores), absolute_margin, bool(include_positives))
 
 
 def _to_data(dataset, anchor: str, positive: str, corpus) -> tuple[RetrievalData, dict, int]:
@@ -384,6 +322,29 @@ def _to_data(dataset, anchor: str, positive: str, corpus) -> tuple[RetrievalData
     max_positives = max(Counter(queries).values())
     data = RetrievalData(TextCorpus(ids, [""] * len(ids), texts), qtexts, qrels, "train", source="datasets.Dataset")
     return data, pair_rows, max_positives
+
+
+def default_engine(n_passages: int) -> EngineConfig:
+    """In memory up to ``DEFAULT_SHARD_ROWS`` passages (fastest); above, the corpus vectors go to shards of
+    that many rows (in the cache folder, else a temporary one) and search streams them, so the drop-in
+    holds one shard, the queries and the (anchors x depth) pools, never the whole matrix twice.
+    Same rows either way (``hardneg.scale.engine``)."""
+    return EngineConfig() if n_passages <= DEFAULT_SHARD_ROWS else EngineConfig(shard_rows=DEFAULT_SHARD_ROWS)
+
+
+@contextmanager
+def _quiet_mine_shortfall():
+    """Drop ``mine``'s short-rows warning (it names CLI flags) while the drop-in reports the same rows itself."""
+    class Skip(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "have fewer than" not in record.getMessage()
+
+    target, skip = logging.getLogger("hardneg.mining.mine"), Skip()
+    target.addFilter(skip)
+    try:
+        yield
+    finally:
+        target.removeFilter(skip)
 
 
 def _mine_config(method, selection, n: int, depth: int, seed: int, options: dict | None) -> MineConfig:
@@ -437,10 +398,11 @@ def _ranking_rows(cand, data, known: dict[str, list[str]], n: int) -> MineResult
                       data.fingerprint(), search=[cand.search])
 
 
-def _stats(result: MineResult, table, pair_rows: dict, data, removed: Counter, n: int, args: _Args, rmax: int,
+def _stats(result: MineResult, table, pair_rows: dict, data, removed: Counter, n: int, args: DropinArgs, rmax: int,
            on_shortfall: str) -> dict:
     rows = result.rows
     short = [i for i, r in enumerate(rows) if len(r.neg_ids) < n]
+    left_out = set(table.left_out)
     stats = dict(result.stats)
     stats["removed"] = {**{k: v for k, v in removed.items() if v}, **{k: v for k, v in stats.get("removed", {}).items()
                                                                      if v and k not in ("padding", "naive")}}
@@ -449,12 +411,12 @@ def _stats(result: MineResult, table, pair_rows: dict, data, removed: Counter, n
         "pairs": len(rows), "rows_out": len(next(iter(table.cols.values()), [])),
         "rows_short": len(short), "rows_dropped": len(table.left_out), "rows_padded": len(table.padded),
         "short": [{"row": pair_rows[(rows[i].qid, rows[i].pos_id)], "anchor": data.queries[rows[i].qid],
-                   "negatives": len(rows[i].neg_ids), "dropped": i in set(table.left_out)} for i in short],
+                   "negatives": len(rows[i].neg_ids), "dropped": i in left_out} for i in short],
     })
     return stats
 
 
-def _report(stats: dict, args: _Args, verbose: bool) -> None:
+def _report(stats: dict, args: DropinArgs, verbose: bool) -> None:
     """The shortfall warning (always) and, with ``verbose``, the peer's summary table (INFO)."""
     if stats["rows_short"]:
         first = stats["short"][0]
@@ -467,8 +429,14 @@ def _report(stats: dict, args: _Args, verbose: bool) -> None:
     if not verbose:
         return
     for name, count in stats["removed"].items():
-        log.info("removed %d candidates: %s", count, name)
-    pos, neg = stats.get("pos_score") or {}, stats.get("neg_score") or {}
-    log.info("%s", "  ".join(f"{k}: pos {pos.get(k)} neg {neg.get(k)}" for k in ("mean", "min", "max") if k in pos))
-    log.info("%d rows out (%s) from %d pairs in %.1f s", stats["rows_out"], args.output_format, stats["pairs"],
-             stats.get("seconds", 0.0))
+        log.info("removed %s candidates: %s", f"{count:,}", name)
+    summaries = [stats.get(k) or {} for k in ("pos_score", "neg_score", "neg_minus_pos")]
+    if summaries[0].get("count"):
+        log.info("%-6s %14s %14s %14s", "Metric", "Positive", "Negative", "Neg - Pos")
+        for key, label in (("count", "Count"), ("mean", "Mean"), ("std", "Std"), ("min", "Min"), ("q25", "25%"),
+                           ("q50", "50%"), ("q75", "75%"), ("max", "Max")):
+            cells = [("" if v is None else f"{v:,}" if key == "count" else f"{v:.4f}")
+                     for v in (sm.get(key) for sm in summaries)]
+            log.info("%-6s %14s %14s %14s", label, *cells)
+    log.info("%d rows out (%s) from %d (anchor, positive) pairs in %.1f s", stats["rows_out"], args.output_format,
+             stats["pairs"], stats.get("seconds", 0.0))

@@ -82,7 +82,7 @@ class LoadedSTEncoder:
 
     def _encode(self, fn, texts: Sequence[str], args: dict) -> np.ndarray:
         out = fn(list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                 show_progress_bar=self.progress, **args)
+                 show_progress_bar=self.progress and len(texts) > 10 * self.batch_size, **args)
         return np.asarray(out, dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
