@@ -133,7 +133,8 @@ def mine_hard_negatives(
        ``p`` is the anchor's *lowest* positive score (the harder positive) when it has several;
     4. **window**: of the survivors in score order, those ranked ``range_min`` .. ``range_max - 1``;
     5. **sampling**: ``"top"`` takes the first ``num_negatives``; ``"random"`` draws ``num_negatives``
-       of the window uniformly without replacement and keeps them in score order.
+       of the window uniformly without replacement (once per anchor: its rows share the draw, as in the
+       peer) and keeps them in score order.
 
     Output formats (``output_scores=False`` / ``True``; ``anchor`` / ``positive`` are your column names):
 
@@ -161,8 +162,9 @@ def mine_hard_negatives(
         ['query', 'answer', 'negative']
         >>> ds, info = mine_hard_negatives(pairs, model, output_format="n-tuple", num_negatives=4,
         ...                                return_stats=True)                 # doctest: +SKIP
-        >>> info.stats["rows_short"], info.stats["rows_dropped"]            # doctest: +SKIP
-        (3, 3)
+        >>> # info.stats["rows_short"]: pairs short of 4 negatives (left out: on_shortfall="drop");
+        >>> # info.stats["short"]: each of them, [{"row": input row, "anchor": ..., "negatives": found, ...}]
+        >>> # info.result.rows: the mined rows as ids (hardneg.write_negatives(path, info.result, info.config))
 
     Where this differs from sentence-transformers 6.2 (each on purpose; rows are otherwise the same):
 
