@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from hardneg.core.files import atomic_open, sha256_texts, write_json
+from hardneg.core.outputs import clean_stale_temps
 from hardneg.core.paths import cache_root
 from hardneg.core.testhooks import kill_point
 from hardneg.encode.base import Encoder
@@ -78,6 +79,7 @@ def cached_encode(
     only reads ``embeddings.npy``; after a crash it encodes only the chunks not yet on disk.
     """
     final = entry / "embeddings.npy"
+    started = time.time()
     n = len(texts)
     if final.is_file():
         arr = np.load(final)
@@ -102,6 +104,7 @@ def cached_encode(
     for i in range(len(starts)):
         with contextlib.suppress(FileNotFoundError):
             chunk_path(i).unlink()
+    clean_stale_temps(entry, before=started)  # a killed encode's half-written .NAME.*.tmp (the entry is whole now)
     return arr
 
 
