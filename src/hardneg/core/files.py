@@ -10,14 +10,56 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from hardneg.core.errors import HardnegError
 from hardneg.core.testhooks import kill_point
+
+NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+NO_PERMISSION = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+class WriteError(HardnegError, OSError):
+    """A write failed for a reason the user fixes: disk full, no permission, read-only filesystem.
+
+    Both a ``HardnegError`` (the CLI prints its one line and exits 2) and an ``OSError`` (code that
+    tolerates a failed cache write, e.g. the FAISS index cache, still does)."""
+
+    def __init__(self, err: OSError, path: str | Path, message: str):
+        OSError.__init__(self, err.errno, err.strerror, str(path))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _free(folder: Path) -> str:
+    with contextlib.suppress(OSError):
+        return f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free"
+    return "free space unknown"
+
+
+def write_error(err: OSError, path: str | Path, kept: str = "") -> OSError:
+    """``err`` as a ``WriteError`` that says what to free or fix, where (other OSErrors unchanged).
+
+    ``kept``: what of the run is kept on disk (default: whatever was already written)."""
+    if isinstance(err, WriteError) or err.errno not in NO_SPACE | NO_PERMISSION:
+        return err
+    path = Path(path)
+    folder = next((p for p in [path.parent, *path.parents] if p.exists()), path.parent)
+    kept = kept or "what was already written is kept: rerun the same command to continue"
+    if err.errno in NO_SPACE:
+        fix = f"the disk holding {folder} is full ({_free(folder)}): free space there or write elsewhere"
+    else:
+        fix = f"{folder} is not writable by this user: fix its permissions or write elsewhere"
+    return WriteError(err, path, f"cannot write {path}: {err.strerror or err} — {fix}; {kept}")
 
 
 @contextlib.contextmanager
@@ -31,17 +73,26 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[str]:
     ('hi', ['x.txt'])
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as e:
+        raise write_error(e, path) from None
     os.close(fd)
     try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
-        kill_point("atomic.written", path.name)
-        os.replace(tmp, path)
-        kill_point("atomic.replaced", path.name)
+        try:
+            yield tmp
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
+            kill_point("atomic.written", path.name)
+            os.replace(tmp, path)
+            kill_point("atomic.replaced", path.name)
+        except OSError as e:  # disk full / no permission: one clear error (the temporary file goes below)
+            err = write_error(e, path)
+            if err is e:
+                raise
+            raise err from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hardneg.core.files import atomic_open, sha256_texts, write_json
+from hardneg.core.files import WriteError, atomic_open, sha256_texts, write_error, write_json
 from hardneg.core.outputs import clean_stale_temps
 from hardneg.core.paths import cache_root
 from hardneg.core.testhooks import kill_point
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 
 CHUNK_SIZE = 2048
+_MOVE_CACHE = "To put the cache on another disk pass --cache-dir DIR or set $HARDNEG_CACHE"
 
 
 FORMAT = "emb-v1"
@@ -87,7 +88,10 @@ def cached_encode(
             log.debug("embedding cache hit: %s", final)
             return arr
         log.warning("ignoring cache entry %s with %d rows (expected %d)", final, arr.shape[0], n)
-    entry.mkdir(parents=True, exist_ok=True)
+    try:
+        entry.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(e, entry / "embeddings.npy", _MOVE_CACHE) from None
     starts = list(range(0, n, chunk_size))
     chunk_path = lambda i: entry / f"chunk{chunk_size}_{i:05d}.npy"  # noqa: E731
     parts: list[np.ndarray | None] = [_load_chunk(chunk_path(i), min(chunk_size, n - s))
@@ -95,12 +99,18 @@ def cached_encode(
     todo = sum(min(chunk_size, n - s) for s, p in zip(starts, parts) if p is None)
     if todo < n:
         log.info("resuming encode: %d of %d texts already cached in %s", n - todo, n, entry)
-    parts = _fill_missing(encode, texts, parts, starts, chunk_size, chunk_path, todo, progress, on_batch,
-                          unit=str(info.get("kind") or "text"))
-    arr = np.concatenate(parts, axis=0) if parts else np.zeros((0, 0), dtype=np.float32)
-    _save_npy(final, arr)
-    write_json(entry / "info.json", {**info, "n": n, "dim": int(arr.shape[1]) if arr.ndim == 2 else 0,
-                                     "created_unix": round(time.time(), 3)})
+    try:
+        parts = _fill_missing(encode, texts, parts, starts, chunk_size, chunk_path, todo, progress, on_batch,
+                              unit=str(info.get("kind") or "text"))
+        arr = np.concatenate(parts, axis=0) if parts else np.zeros((0, 0), dtype=np.float32)
+        _save_npy(final, arr)
+        write_json(entry / "info.json", {**info, "n": n, "dim": int(arr.shape[1]) if arr.ndim == 2 else 0,
+                                         "created_unix": round(time.time(), 3)})
+    except WriteError as e:
+        done = sum(p is not None and chunk_path(i).is_file() for i, p in enumerate(parts))
+        raise WriteError(e, e.filename, f"{e.message.split('; ')[0]}; the embedding cache keeps the {done} of "
+                         f"{len(starts)} chunks already encoded in {entry} and a rerun encodes only the rest. "
+                         f"{_MOVE_CACHE}") from None
     for i in range(len(starts)):
         with contextlib.suppress(FileNotFoundError):
             chunk_path(i).unlink()
