@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import re
 from dataclasses import dataclass
 
 import pytest
 
 from hardneg.cli.main import build_parser, main
-from hardneg.core.options import add_config_args, config_from_args, opt, show_default
+from hardneg.core.options import add_alias, add_config_args, config_from_args, opt, show_default
 
 COLORS = ("red", "green", "blue")
 
@@ -28,6 +29,8 @@ class Toy:
     names: tuple[str, ...] = opt(("a", "b"), "module names")
     seeds: tuple[int, ...] = opt((0,), "seeds")
     size: int | None = opt(None, "a size like 2k", metavar="SIZE", convert=lambda s: int(s.rstrip("k")) * 1000)
+    prompt: str = opt("", "text before queries", flag="--query-prompt", deprecated=("--query-prefix",))
+    strict: bool = opt(True, "allow anything", deprecated=("--lenient",))
     hidden: int = 3  # no opt: library-only
 
 
@@ -42,7 +45,7 @@ def test_round_trip_defaults_and_values():
     argv = ["--name", "y", "--color", "blue", "--depth", "7", "--floor", "0.5", "--limit", "3", "--keep-duplicates",
             "--verbose", "--no-lora", "--names", "q, k,,v", "--seeds", "1,2", "--size", "2k"]
     got = config_from_args(Toy, _parser().parse_args(argv), hidden=9)
-    assert got == Toy("y", "blue", 7, 0.5, 3, False, True, False, ("q", "k", "v"), (1, 2), 2000, 9)
+    assert got == Toy("y", "blue", 7, 0.5, 3, False, True, False, ("q", "k", "v"), (1, 2), 2000, hidden=9)
     assert config_from_args(Toy, _parser().parse_args(["--name", "z", "--lora"])).lora is True
 
 
@@ -67,6 +70,49 @@ def test_help_states_every_default():
                      "--size SIZE", "{red,green,blue}"):
         assert expected in flat, expected
     assert "--hidden" not in text and "a required name" in flat and "a required name (default" not in flat
+
+
+def test_list_fields_take_repeats_and_comma_lists():
+    p = _parser()
+    assert p.parse_args(["--name", "x", "--names", "q", "--names", "k,v"]).names == ("q", "k", "v")  # default replaced
+    assert p.parse_args(["--name", "x", "--seeds", "3", "--seeds", "1,2"]).seeds == (3, 1, 2)
+    assert p.parse_args(["--name", "x"]).names == ("a", "b")
+    assert _parser().parse_args(["--name", "x", "--names", "c"]).names == ("c",)  # a fresh parse starts over
+
+
+def test_deprecated_spellings_are_hidden_aliases_that_say_the_new_flag(caplog):
+    p = _parser()
+    with caplog.at_level(logging.WARNING, logger="hardneg.cli"):
+        args = p.parse_args(["--name", "x", "--query-prefix", "q: ", "--lenient"])
+    assert config_from_args(Toy, args) == Toy("x", prompt="q: ", strict=False)
+    notes = [r.getMessage() for r in caplog.records]
+    assert len(notes) == 2 and "--query-prefix is deprecated: use --query-prompt" in notes[0]
+    assert "--lenient is deprecated: use --no-strict" in notes[1]
+    caplog.clear()
+    assert p.parse_args(["--name", "x", "--query-prompt", "q: "]).prompt == "q: " and not caplog.records
+    text = p.format_help()
+    assert "--query-prompt" in text and "--query-prefix" not in text and "--lenient" not in text
+
+
+def test_add_alias_keeps_type_and_choices():
+    p = argparse.ArgumentParser()
+    add_config_args(p, Toy)
+    add_alias(p, "--colour", of="--color")
+    add_alias(p, "--maximum-depth", of="--depth")
+    args = p.parse_args(["--name", "x", "--colour", "blue", "--maximum-depth", "5"])
+    assert (args.color, args.depth) == ("blue", 5)
+    for bad in (["--name", "x", "--colour", "pink"], ["--name", "x", "--maximum-depth", "a"]):
+        with pytest.raises(SystemExit):
+            p.parse_args(bad)
+    with pytest.raises(ValueError, match="--nope is not a flag"):
+        add_alias(p, "--old", of="--nope")
+
+
+def test_missing_help_replaces_the_default_of_optional_required_fields():
+    p = argparse.ArgumentParser()
+    add_config_args(p, Toy, require_missing=False, missing_help="required unless --config gives it")
+    flat = " ".join(p.format_help().split())
+    assert "a required name (required unless --config gives it)" in flat
 
 
 def test_only_exclude_prefix_and_groups():
@@ -181,7 +227,7 @@ def test_train_cli_builds_the_same_config_as_the_library():
     args = p.parse_args(["train", "--model", "m", "--data", "d1", "--negatives", "n1", "--data", "d2",
                          "--negatives", "n2", "--output", "o", "--split", "dev", "--max-examples", "5", "--no-lora",
                          "--lora-targets", "q_proj, v_proj", "--no-in-batch-negatives", "--num-negatives", "2",
-                         "--include-prefix-in-pooling", "--lora-adapter-only"])
+                         "--include-prompt-in-pooling", "--lora-adapter-only"])
     want = TrainConfig("m", (Source("d1", "n1", "dev", 5), Source("d2", "n2", "dev", 5)), "o", num_negatives=2,
                        in_batch_negatives=False, exclude_prefix=False, lora=False, lora_targets=("q_proj", "v_proj"),
                        lora_merge=False)

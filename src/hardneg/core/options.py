@@ -14,21 +14,28 @@ and the command line is built from the fields (as Tevatron's ``arguments.py`` fe
 
 Flag types follow the annotation: ``int``/``float``/``str`` (optionally ``| None``), ``bool``
 (``False`` -> a ``--name`` switch, ``True`` -> ``--no-name``, ``None`` -> both, tri-state) and
-``tuple[T, ...]`` (one comma-separated argument). ``convert`` turns the given string into the
-field's value when the config is built (so its errors are the library's, e.g. ``parse_bytes``;
+``tuple[T, ...]`` (a comma-separated list; the flag may be repeated, ``--names a --names b,c``
+= ``("a", "b", "c")``, the first use replacing the default). ``convert`` turns the given string into
+the field's value when the config is built (so its errors are the library's, e.g. ``parse_bytes``;
 an empty string means unset).
+
+Old spellings stay as hidden aliases: ``opt(..., deprecated=("--query-prefix",))`` (or
+``add_alias(parser, "--old", of="--new")`` for a hand-written flag) accepts ``--old`` exactly as
+``--new``, leaves it out of ``--help`` and logs one line naming the new flag when it is used.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import types
 import typing
 from dataclasses import MISSING, dataclass
 from typing import Any, Callable, Iterable
 
 KEY = "hardneg.option"
+log = logging.getLogger("hardneg.cli")
 
 
 @dataclass(frozen=True)
@@ -45,15 +52,17 @@ class Option:
     negate_flag: str | None = None     # tri-state bools: the off switch (default --no-field-name)
     negate_help: str | None = None
     convert: Callable[[str], Any] | None = None
+    deprecated: tuple[str, ...] = ()   # old spellings: hidden aliases that log a deprecation notice
 
 
 def opt(default: Any = MISSING, help: str = "", *, default_factory: Any = MISSING, choices: Iterable | None = None,
         flag: str | None = None, aliases: Iterable[str] = (), metavar: str | None = None,
         default_help: str | None = None, group: str | None = None, negate_flag: str | None = None,
-        negate_help: str | None = None, convert: Callable[[str], Any] | None = None) -> Any:
+        negate_help: str | None = None, convert: Callable[[str], Any] | None = None,
+        deprecated: Iterable[str] = ()) -> Any:
     """A ``dataclasses.field`` whose metadata describes its command-line flag (see the module doc)."""
     meta = {KEY: Option(help, tuple(choices) if choices is not None else None, flag, tuple(aliases), metavar,
-                        default_help, group, negate_flag, negate_help, convert)}
+                        default_help, group, negate_flag, negate_help, convert, tuple(deprecated))}
     if default_factory is not MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -72,13 +81,14 @@ def option_fields(cls, *, only: Iterable[str] | None = None, exclude: Iterable[s
 
 def add_config_args(parser, cls, *, only: Iterable[str] | None = None, exclude: Iterable[str] = (),
                     prefix: str = "", title: str | None = None, repeat: Iterable[str] = (),
-                    require_missing: bool = True) -> None:
+                    require_missing: bool = True, missing_help: str | None = None) -> None:
     """Add one flag per ``opt`` field of ``cls`` to ``parser`` (a parser or an argument group).
 
     Fields with a ``group`` go into that argument group, the others into ``title``'s group (or
     ``parser`` itself). ``prefix`` goes before every flag and dest (``--teacher-batch-size``);
     fields named in ``repeat`` may be given several times (a list); fields without a default are
-    required unless ``require_missing=False``.
+    required unless ``require_missing=False`` (then ``missing_help``, e.g. "required unless --config gives
+    it", ends their help in place of a default).
     """
     hints = typing.get_type_hints(cls)
     groups: dict[str | None, Any] = {}
@@ -92,8 +102,66 @@ def add_config_args(parser, cls, *, only: Iterable[str] | None = None, exclude: 
     for f in option_fields(cls, only=only, exclude=exclude):
         o: Option = f.metadata[KEY]
         target = group(o.group or title)
-        for flags, kwargs in _arguments(f, o, hints[f.name], prefix, f.name in repeat, require_missing):
+        for flags, kwargs in _arguments(f, o, hints[f.name], prefix, f.name in repeat, require_missing,
+                                        missing_help):
             target.add_argument(*flags, **kwargs)
+        for old in o.deprecated:
+            add_alias(parser, old, of=o.flag or _flag(prefix, ("no_" if f.default is True and hints[f.name] is bool
+                                                               else "") + f.name))
+
+
+def add_alias(parser, old: str, *, of: str) -> None:
+    """``old`` as a hidden alias of the existing flag ``of``: same dest, type, choices and action, absent
+    from ``--help``; using it logs ``"--old is deprecated: use --new"`` (once per use).
+
+    >>> p = argparse.ArgumentParser(); _ = p.add_argument("--query-prompt", default="")
+    >>> add_alias(p, "--query-prefix", of="--query-prompt")
+    >>> p.parse_args(["--query-prefix", "q: "]).query_prompt
+    'q: '
+    """
+    new = parser._option_string_actions.get(of)
+    if new is None:
+        raise ValueError(f"add_alias: {of} is not a flag of this parser")
+    kwargs: dict[str, Any] = {"dest": new.dest, "default": argparse.SUPPRESS, "help": argparse.SUPPRESS,
+                              "action": _deprecated(type(new), of)}
+    if new.nargs != 0:  # a flag with a value (switches take none)
+        kwargs.update(type=getattr(new, "item", new.type), choices=new.choices, metavar=new.metavar)
+        if new.nargs is not None:
+            kwargs["nargs"] = new.nargs
+    parser.add_argument(old, **kwargs)
+
+
+def _deprecated(base: type, new_flag: str) -> type:
+    """``base`` (an argparse action class) that logs the deprecation of the spelling used."""
+
+    class Deprecated(base):  # type: ignore[misc, valid-type]
+        def __call__(self, parser, namespace, values, option_string=None):
+            log.warning("%s is deprecated: use %s (same meaning; the old spelling goes away in a later release)",
+                        option_string, new_flag)
+            super().__call__(parser, namespace, values, option_string)
+
+    Deprecated.__name__ = f"Deprecated{base.__name__}"
+    return Deprecated
+
+
+class ListAction(argparse.Action):
+    """A list flag that takes comma lists and repeats alike: ``--teacher a,b --teacher c`` -> ``("a", "b", "c")``.
+
+    The first use replaces the default, later uses extend it; ``type`` parses one item (default ``str``).
+
+    >>> p = argparse.ArgumentParser(); _ = p.add_argument("--t", action=ListAction, default=("x",))
+    >>> p.parse_args(["--t", "a, b", "--t", "c"]).t, p.parse_args([]).t
+    (('a', 'b', 'c'), ('x',))
+    """
+
+    def __init__(self, option_strings, dest, type=None, **kwargs):
+        self.item = type or str
+        super().__init__(option_strings, dest, type=csv_list(self.item), **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest, None)
+        first = current is None or current is self.default or not isinstance(current, tuple)
+        setattr(namespace, self.dest, tuple(values) if first else (*current, *values))
 
 
 def config_from_args(cls, args: argparse.Namespace, *, prefix: str = "", **extra: Any):
@@ -119,7 +187,8 @@ def _flag(prefix: str, name: str) -> str:
     return "--" + f"{prefix}{name}".replace("_", "-")
 
 
-def _arguments(f, o: Option, hint, prefix: str, repeat: bool, require_missing: bool) -> list[tuple[tuple, dict]]:
+def _arguments(f, o: Option, hint, prefix: str, repeat: bool, require_missing: bool,
+               missing_help: str | None = None) -> list[tuple[tuple, dict]]:
     """(option strings, add_argument keywords) for one field: two pairs for a tri-state bool."""
     dest = _dest(prefix, f.name)
     missing = f.default is MISSING and f.default_factory is MISSING
@@ -127,14 +196,19 @@ def _arguments(f, o: Option, hint, prefix: str, repeat: bool, require_missing: b
     base, optional = _unwrap(hint)
     if base is bool and not repeat:
         return _bool_arguments(f.name, o, dest, default, optional, prefix)
-    kw: dict[str, Any] = {"dest": dest, "default": default, "help": _help(o, default, missing)}
+    help_text = _help(o, default, missing)
+    if missing and not require_missing and missing_help and flag_of(o, prefix, f.name).startswith("-"):
+        help_text = _escape(f"{o.help.rstrip()} ({missing_help})")
+    kw: dict[str, Any] = {"dest": dest, "default": default, "help": help_text}
     if o.choices is not None:
         kw["choices"] = o.choices
     if o.metavar:
         kw["metavar"] = o.metavar
     if o.convert is None:
         kw["type"] = _parser_for(base, f.name)
-    if repeat:
+    if typing.get_origin(base) is tuple and o.convert is None:  # comma lists, repeatable
+        kw["action"], kw["type"] = ListAction, typing.get_args(base)[0]
+    elif repeat:
         kw["action"] = "append"
         kw["default"] = None
     flag = o.flag or _flag(prefix, f.name)
@@ -145,6 +219,10 @@ def _arguments(f, o: Option, hint, prefix: str, repeat: bool, require_missing: b
     elif missing and require_missing:
         kw["required"] = True
     return [((flag, *o.aliases), kw)]
+
+
+def flag_of(o: Option, prefix: str, name: str) -> str:
+    return o.flag or _flag(prefix, name)
 
 
 def _bool_arguments(name: str, o: Option, dest: str, default, optional: bool, prefix: str):
