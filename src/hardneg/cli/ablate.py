@@ -23,47 +23,63 @@ SUMMARY = "ablation grid: mining methods x teachers x seeds -> report"  # the li
 
 
 def register(subparsers) -> None:
-    from hardneg.core.options import csv_list
+    from hardneg.core.options import ListAction, add_alias
     from hardneg.encode.base import ENCODER_BACKENDS
     from hardneg.experiment.config import LABELS
 
     p = subparsers.add_parser("ablate", help=SUMMARY,
                               description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="quick",
-                   help="TOML recipe file, or a built-in recipe name: quick (default), scifact, teachers, nfcorpus-sparse")
+                   help="TOML recipe file, or a built-in recipe name: quick, quick-sparse, scifact, teachers, "
+                        "nfcorpus-sparse, nfcorpus-training (default: quick)")
     p.add_argument("--output", "-o", required=True, help="run directory (resumed if it exists)")
-    g = p.add_argument_group("overrides (replace the recipe's value)")
-    g.add_argument("--data", help="BEIR folder or dataset name, e.g. scifact")
-    g.add_argument("--train-split", help="split to mine and train on (default train)")
-    g.add_argument("--eval-split", help="held-out split to evaluate on (default test)")
-    g.add_argument("--student", help="model to fine-tune, e.g. minilm or a folder")
-    g.add_argument("--teachers", type=csv_list(str), help="comma-separated: minilm,bm25,random,<model>")
-    g.add_argument("--methods", type=csv_list(str), help="comma-separated: naive,shifted:10,abs:0.7,marginpos:0.05,percpos:0.95")
-    g.add_argument("--references", type=csv_list(str), help="comma-separated reference rows: base,random,inbatch")
-    g.add_argument("--seeds", type=csv_list(int), help="comma-separated seeds, e.g. 0,1")
-    g.add_argument("--num-negatives", type=int, help="hard negatives per (query, positive)")
-    g.add_argument("--max-train-queries", type=int, help="train on a seeded subset of this many queries")
+    g = p.add_argument_group("overrides (each replaces the recipe's value; default: the recipe's)")
+    recipe = " (default: the recipe's)"
+    g.add_argument("--data", help="BEIR folder or dataset name, e.g. scifact" + recipe)
+    g.add_argument("--train-split", help="split to mine and train on (default: the recipe's, train in the built-in "
+                   "recipes)")
+    g.add_argument("--eval-split", help="held-out split to evaluate on (default: the recipe's, test in the built-in "
+                   "recipes)")
+    g.add_argument("--student", help="model to fine-tune, e.g. minilm or a folder" + recipe)
+    g.add_argument("--teacher", dest="teachers", action=ListAction, metavar="MODEL",
+                   help="teachers minilm, bm25, random or a model: repeat the flag or give a comma list, as in mine "
+                        "and tune" + recipe)
+    add_alias(g, "--teachers", of="--teacher")
+    g.add_argument("--methods", action=ListAction, metavar="SPECS",
+                   help="repeat or comma list: naive,shifted:10,abs:0.7,marginpos:0.05,percpos:0.95" + recipe)
+    g.add_argument("--references", action=ListAction, metavar="ROWS",
+                   help="reference rows, repeat or comma list: base,random,inbatch" + recipe)
+    g.add_argument("--seeds", action=ListAction, type=int, metavar="SEEDS",
+                   help="seeds, repeat or comma list, e.g. 0,1" + recipe)
+    g.add_argument("--num-negatives", type=int,
+                   help="hard negatives per (query, positive), mined and trained on" + recipe)
+    g.add_argument("--max-train-queries", type=int, help="train on a seeded subset of this many queries" + recipe)
     g.add_argument("--teacher-backend", choices=ENCODER_BACKENDS,
-                   help="how dense teachers encode (onnx-int8: ~2x faster on CPU, cos 0.99 to fp32)")
-    g.add_argument("--eval-backend", choices=ENCODER_BACKENDS, help="how students are evaluated")
+                   help="how dense teachers encode (onnx-int8: ~2x faster on CPU, cos 0.99 to fp32)" + recipe)
+    g.add_argument("--eval-backend", choices=ENCODER_BACKENDS, help="how students are evaluated" + recipe)
     g.add_argument("--labels", choices=LABELS,
                    help="sparse: miner and trainer see one positive per training query (the best-graded); the "
-                        "others are held out and give each method's false-negative rate (recipe default: full)")
-    g.add_argument("--fn-probe-data", help="dataset with many judged positives for the false-negative probe")
+                        "others are held out and give each method's false-negative rate (default: the recipe's, "
+                        "full unless it says sparse)")
+    g.add_argument("--fn-probe-data", help="dataset with many judged positives for the false-negative probe" + recipe)
     g.add_argument("--probe-only", action="store_true", default=None,
-                   help="only the false-negative probe cells (mining, no training): quick")
-    g.add_argument("--epochs", type=float, help="training epochs per cell")
-    g.add_argument("--batch-size", type=int, help="training batch size (also the in-batch negatives pool)")
-    g.add_argument("--lr", type=float, help="learning rate")
-    g.add_argument("--temperature", type=float, help="InfoNCE temperature τ (0.05 = scale 20)")
-    p.add_argument("--cache-dir", help="embedding/pool cache (default $HARDNEG_CACHE or ~/.cache/hardneg)")
-    p.add_argument("--dry-run", action="store_true", help="list the cells (and which are done) and exit")
-    p.add_argument("--report-only", action="store_true", help="rebuild report.md and plots from DIR/results.json")
+                   help="only the false-negative probe cells (mining, no training): quick (default: the recipe's, "
+                        "off in the built-in recipes)")
+    g.add_argument("--epochs", type=float, help="training epochs per cell" + recipe)
+    g.add_argument("--batch-size", type=int, help="training batch size (also the in-batch negatives pool)" + recipe)
+    g.add_argument("--lr", type=float, help="learning rate" + recipe)
+    g.add_argument("--temperature", type=float, help="InfoNCE temperature τ (0.05 = scale 20)" + recipe)
+    p.add_argument("--cache-dir", help="embedding/pool cache (default: $HARDNEG_CACHE or ~/.cache/hardneg)")
+    p.add_argument("--dry-run", action="store_true", help="list the cells (and which are done) and exit (default: off)")
+    p.add_argument("--report-only", action="store_true",
+                   help="rebuild report.md and plots from DIR/results.json (default: off)")
     p.add_argument("--partial", action="store_true", help="with --report-only: build the report from the finished "
                    "cells of --config's grid (DIR/cells), e.g. while a run is still going or after it was stopped "
                    "(default: off)")
-    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (default: off, plots are written)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="hide progress bars, as evaluate's --no-progress (default: off, bars shown)")
+    add_alias(p, "--quiet", of="--no-progress")
     p.add_argument("--force", action="store_true",
                    help="write into an existing non-empty --output folder that is not an ablation run (default: refuse)")
     p.set_defaults(func=run)
@@ -116,7 +132,7 @@ def run(args) -> int:
     inputs = [*data_paths(cfg.data, cfg.fn_probe_data), *model_paths(cfg.student, *cfg.teachers)]
     with guard_output(out, kind="dir", inputs=inputs, exists="ours", markers=MARKERS, force=args.force,
                       recursive=True):
-        res = run_ablation(cfg, out, progress=not args.quiet, plots=not args.no_plots)
+        res = run_ablation(cfg, out, progress=not args.no_progress, plots=not args.no_plots)
     _print_tables(res["cells"], summarize(res["cells"]))
     print(f"\nresults: {out / 'results.json'}\nreport:  {res['report']}")
     for p in res["plots"]:

@@ -36,6 +36,8 @@ def _bootstrap_defaults() -> dict:
 
 
 def register(subparsers) -> None:
+    from hardneg.core.options import ListAction
+
     defaults = _bootstrap_defaults()
     p = subparsers.add_parser(
         "compare", help=SUMMARY,
@@ -44,7 +46,7 @@ def register(subparsers) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN",
                    help="baseline, then the runs to compare with it (evaluate output, .per_query.json or cell file)")
-    p.add_argument("--metric", action="append", default=None, metavar="NAME",
+    p.add_argument("--metric", action=ListAction, default=None, metavar="NAME",
                    help="metric to compare; repeat it or give a comma list "
                    "(default: ndcg@10, then every other metric all runs have)")
     p.add_argument("--resamples", type=int, default=defaults["n_resamples"], metavar="N",

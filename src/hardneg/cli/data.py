@@ -28,9 +28,12 @@ def register(subparsers) -> None:
         "info", help="validate data and print its counts",
         description="Load SPEC (a BEIR folder, a dataset name, a {query,pos,neg} JSONL, a parquet file "
         "or a HF datasets folder), validate it and print counts: documents, queries, qrels rows, "
-        "positives per query and warnings.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "positives per query and warnings.")
     i.add_argument("spec", metavar="SPEC", help="data folder, file or dataset name")
-    i.add_argument("--split", default="test", help="qrels split of a BEIR folder")
+    i.add_argument("--split", default="train",
+                   help="qrels split of a BEIR folder: train, the split mine, train, export, inspect and tune read "
+                        "(it was test before; evaluate keeps test, the held-out split); a missing split is an error "
+                        "that lists the splits there are (default: train)")
     i.set_defaults(func=run_info)
 
 

@@ -34,7 +34,8 @@ def register(subparsers) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p, EvalConfig, only=("model", "data", "split"))
     p.add_argument("--output",
-                   help="write the metric means here as JSON (+ its .per_query.json and OUTPUT.meta.json)")
+                   help="write the metric means here as JSON (+ its .per_query.json and OUTPUT.meta.json) "
+                        "(default: printed only)")
     p.add_argument("--mteb-json", metavar="DIR",
                    help="also write the result in MTEB's result layout under DIR (default: not written)")
     p.add_argument("--mteb-task-name", metavar="NAME",
@@ -44,7 +45,8 @@ def register(subparsers) -> None:
                    help="write this result into the evaluation table of the model folder's README.md (a model "
                         "trained by 'hardneg train'; the row of the same --data and --split is replaced) (default: off)")
     add_config_args(p, EvalConfig, exclude=("model", "data", "split"))
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-progress", action="store_true",
+                   help="hide progress bars, model-loading bars included (default: off, bars shown on a terminal)")
     p.set_defaults(func=run)
 
 

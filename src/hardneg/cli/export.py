@@ -53,7 +53,8 @@ def register(subparsers) -> None:
     p.add_argument("--output", required=True,
                    help="output file (.jsonl; .parquet for the tables) or folder (hf-dataset)")
     p.add_argument("--group-by-query", action="store_true",
-                   help="one row per query instead of per (query, positive) (flagembedding, tevatron)")
+                   help="one row per query instead of per (query, positive) (flagembedding, tevatron) "
+                        "(default: off, one row per (query, positive))")
     p.add_argument("--st-format", choices=ST_FORMATS, default=ST_FORMATS[0],
                    help="sentence-transformers / hf-dataset layout (default: n-tuple)")
     p.add_argument("--num-negatives", type=int, default=None,

@@ -28,8 +28,9 @@ def register(subparsers) -> None:
         "and how many negatives the qrels mark relevant (held-out false negatives).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p, InspectConfig, only=("negatives", "data", "split"))
-    p.add_argument("--plot", default=None, help="write histograms + FN rate per rank to this PNG")
-    p.add_argument("--output", default=None, help="write the report as JSON (+ OUTPUT.meta.json)")
+    p.add_argument("--plot", default=None, help="write histograms + FN rate per rank to this PNG (default: no plot)")
+    p.add_argument("--output", default=None, help="write the report as JSON (+ OUTPUT.meta.json) (default: printed "
+                   "only)")
     add_config_args(p, InspectConfig, exclude=("negatives", "data", "split"))
     p.set_defaults(func=run)
 

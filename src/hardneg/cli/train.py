@@ -33,11 +33,19 @@ def register(subparsers) -> None:
                               description="InfoNCE over {positive} ∪ mined hard negatives (+ in-batch negatives), "
                               "on sentence-transformers' trainer.", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="TOML recipe with [[stage]] tables (other flags then ignored, except --resume)")
+    p.add_argument("--config", help="TOML recipe with [[stage]] tables (other flags then ignored, except --resume) "
+                   "(default: none, the run is given by the flags)")
     # model, data, negatives and output are required unless --config gives them (checked in config_from_args)
-    add_config_args(p, TrainConfig, only=("model",), require_missing=False)
-    add_config_args(p, Source, repeat=("data", "negatives"), require_missing=False)
-    add_config_args(p, TrainConfig, exclude=("model", "sources"), require_missing=False)
+    unless = "required unless --config gives it"
+    add_config_args(p, TrainConfig, only=("model",), require_missing=False, missing_help=unless)
+    add_config_args(p, Source, repeat=("data", "negatives"), require_missing=False, missing_help=unless)
+    add_config_args(p, TrainConfig, exclude=("model", "sources"), require_missing=False, missing_help=unless)
+    p.add_argument("--max-length", type=int, default=None, metavar="N",
+                   help="query and passage truncation at once, as --max-length of mine, evaluate and tune; "
+                        "--query-max-length / --passage-max-length given as well win for their kind (default: "
+                        f"unset, {_field_default('query_max_length')} for queries and "
+                        f"{_field_default('passage_max_length')} for passages)")
+    p.set_defaults(query_max_length=None, passage_max_length=None)  # None = not given (see config_from_args)
     p.add_argument("--force", action="store_true",
                    help="write into an existing non-empty --output folder that is not a training output "
                         "(default: refuse; a finished output is refused either way, --resume continues one)")
@@ -48,6 +56,24 @@ def register(subparsers) -> None:
     p.add_argument("--hub-private", action="store_true",
                    help="with --push-to-hub: create the repo private (default: the Hub's default, public)")
     p.set_defaults(func=run)
+
+
+def _field_default(name: str):
+    from dataclasses import fields
+
+    from hardneg.training.config import TrainConfig
+
+    return next(f.default for f in fields(TrainConfig) if f.name == name)
+
+
+def _lengths(args) -> dict:
+    """query/passage max lengths: the per-kind flag if given, else --max-length, else the field's default."""
+    both = getattr(args, "max_length", None)
+    out = {}
+    for name in ("query_max_length", "passage_max_length"):
+        given = getattr(args, name, None)
+        out[name] = given if given is not None else both if both is not None else _field_default(name)
+    return out
 
 
 def guard(config, force: bool = False):
@@ -74,7 +100,7 @@ def config_from_args(args):
     if len(args.data) != len(args.negatives):
         raise HardnegError("give one --negatives file per --data")
     sources = tuple(from_args(Source, args, data=d, negatives=n) for d, n in zip(args.data, args.negatives))
-    return from_args(TrainConfig, args, sources=sources)
+    return from_args(TrainConfig, args, sources=sources, **_lengths(args))
 
 
 def run(args) -> int:

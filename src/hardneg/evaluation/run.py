@@ -40,12 +40,15 @@ class EvalConfig:
 
     model: str = opt(help="local model path, hub id (offline when cached) or alias 'minilm'")
     data: str = opt(help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) or a dataset name")
-    split: str = opt("test", "qrels split to evaluate")
+    split: str = opt("test", "qrels split to evaluate (test: the held-out split; mine, train, export, inspect, "
+                     "tune and data info default to train)")
     backend: str = opt("torch", "inference runtime", choices=ENCODER_BACKENDS)
     batch_size: int = opt(32, "encoding batch size")
-    max_length: int | None = opt(None, "max tokens per text", default_help="the model's")
-    query_prompt: str = opt("", "text prepended to every query, e.g. 'query: '")
-    passage_prompt: str = opt("", "text prepended to every passage, e.g. 'passage: '")
+    max_length: int | None = opt(None, "max tokens per text, queries and passages alike (train splits it: "
+                                 "--query-max-length / --passage-max-length)", default_help="the model's")
+    query_prompt: str = opt("", "text put before every query, e.g. 'query: ' (as mine's and train's --query-prompt)",
+                            metavar="TEXT")
+    passage_prompt: str = opt("", "text put before every passage, e.g. 'passage: '", metavar="TEXT")
     cache_dir: str | None = opt(None, "embedding cache", default_help="$HARDNEG_CACHE or ~/.cache/hardneg")
     k: int = opt(100, "retrieval depth per query")
     keep_identical_ids: bool = opt(False, "do not drop a retrieved document whose id equals the query id")

@@ -135,8 +135,8 @@ def _flat(value) -> tuple[str, ...]:
 class TuneConfig:
     """Every option of ``hardneg tune``; saved as the ``config`` of ``tune.json.meta.json``."""
 
-    teacher: tuple[str, ...] = opt(help="teacher: a model path/alias (e.g. minilm), 'bm25' or 'random'; repeat "
-                                   "for an ensemble (then the agreement judge is swept too)", metavar="MODEL",
+    teacher: tuple[str, ...] = opt(help="teacher: a model path/alias (e.g. minilm), 'bm25' or 'random'; several: "
+                                   "repeat the flag or give a comma list (then the agreement judge is swept too)", metavar="MODEL",
                                    group=TEACHERS)
     data: str = opt(help="data folder (BEIR layout) or dataset name")
     split: str = opt("train", "qrels split to tune on (its queries with two or more positives)")
@@ -151,7 +151,8 @@ class TuneConfig:
     max_queries: int | None = opt(None, "tune on a seeded sample of this many queries (faster)", default_help="all")
     seed: int = opt(42, "seed of the --max-queries sample")
     backend: str = opt("torch", "encoder backend for dense teachers", choices=ENCODER_BACKENDS, group=TEACHERS)
-    max_length: int | None = opt(None, "max tokens per text for dense teachers", default_help="the model's",
+    max_length: int | None = opt(None, "max tokens per text for dense teachers, queries and passages alike",
+                                 default_help="the model's",
                                  group=TEACHERS)
     cache_dir: str | None = opt(None, "embedding/pool cache", default_help="$HARDNEG_CACHE or ~/.cache/hardneg",
                                 group=TEACHERS)

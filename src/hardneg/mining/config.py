@@ -40,7 +40,8 @@ class MineConfig:
     min_score: float | None = opt(None, "optional floor: also require s >= this", default_help="off", group=METHOD)
     positive_score: str = opt("min", "p from several positives (min, as NVIDIA's code)",
                               choices=POSITIVE_SCORE, group=METHOD)
-    num_negatives: int = opt(4, "negatives per row", group=SELECTION)
+    num_negatives: int = opt(4, "negatives per (query, positive) row; 4 as in the paper's ablation (train uses the "
+                             "first of them unless its own --num-negatives, default 1, asks for more)", group=SELECTION)
     select: str = opt("top", "how negatives are picked from the survivors", choices=SELECTIONS, group=SELECTION)
     sample_from: int = opt(10, "sampled: from the top K survivors", group=SELECTION)
     sample_temperature: float = opt(0.1, "sampled: softmax temperature on the teacher's score scale (~1-2 for BM25)",

@@ -36,7 +36,7 @@ class Source:
 
     data: str = opt(help="training data (BEIR dir / name / JSONL / parquet); repeat with --negatives for a mix")
     negatives: str = opt(help="negatives JSONL from 'hardneg mine' (one per --data)")
-    split: str = opt("train", "data split")
+    split: str = opt("train", "qrels split of each --data (as mine, export, inspect and tune)")
     max_examples: int | None = opt(None, "seeded subsample of each source's (query, positive) rows",
                                    default_help="all rows")
 
@@ -48,18 +48,25 @@ class TrainConfig:
     model: str = opt(help="base model: path, hub id (offline cache) or alias 'minilm'")
     sources: tuple[Source, ...] = opt(help="the data mix (--data + --negatives)")
     output: str = opt(help="output folder (model + checkpoints/ + hardneg_train.meta.json)")
-    num_negatives: int = opt(1, "hard negatives per example, taken in mined order")
+    num_negatives: int = opt(1, "hard negatives per example, the first n of each row in mined order. 1, not "
+                             "mine's 4: every hard negative adds a passage per example to the batch (memory and "
+                             "time ~(1 + n) passages per query); a file mined with mine's default holds 4 per row, "
+                             "--num-negatives 4 uses them all (--short-rows: rows with fewer)")
     temperature: float = opt(0.05, "InfoNCE temperature τ (scale 1/τ; 0.05 = sentence-transformers' scale 20)")
     in_batch_negatives: bool = opt(True, "contrast each query only with its own positive and hard negatives",
                                    flag="--no-in-batch-negatives", default_help="off, in-batch negatives are used")
     mini_batch_size: int | None = opt(None, "GradCache mini-batch: large batches in bounded memory",
                                       default_help="off")
-    query_prefix: str = opt("", "instruction put before queries, e.g. 'Instruct: ...\\nQuery: '")
-    passage_prefix: str = opt("", "prefix put before passages")
-    exclude_prefix: bool = opt(True, "pool over the prefix tokens too", flag="--include-prefix-in-pooling",
-                               default_help="off, prefix tokens are excluded as in NV-Retriever")
-    query_max_length: int | None = opt(64, "query truncation in tokens")
-    passage_max_length: int | None = opt(256, "passage truncation in tokens")
+    query_prefix: str = opt("", "text put before every query (an instruction, e.g. 'Instruct: ...\\nQuery: '), as "
+                            "mine's and evaluate's --query-prompt; saved with the model", flag="--query-prompt",
+                            metavar="TEXT", deprecated=("--query-prefix",))
+    passage_prefix: str = opt("", "text put before every passage, as mine's and evaluate's --passage-prompt",
+                              flag="--passage-prompt", metavar="TEXT", deprecated=("--passage-prefix",))
+    exclude_prefix: bool = opt(True, "pool over the prompt tokens too (sentence-transformers' include_prompt)",
+                               flag="--include-prompt-in-pooling", deprecated=("--include-prefix-in-pooling",),
+                               default_help="off, prompt tokens are excluded as in NV-Retriever")
+    query_max_length: int | None = opt(64, "query truncation in tokens (overrides --max-length)")
+    passage_max_length: int | None = opt(256, "passage truncation in tokens (overrides --max-length)")
     lr: float = opt(2e-5, "peak learning rate (AdamW, linear decay)")
     warmup: float = opt(0.1, "warm-up: fraction of the steps if < 1, else steps")
     epochs: float = opt(1.0, "training epochs (fractions allowed)")

@@ -31,9 +31,13 @@ class TeacherSettings:
 
     backend: str = opt("torch", "encoder backend for dense teachers", choices=ENCODER_BACKENDS, group=TEACHER_MODELS)
     batch_size: int = opt(32, "encoding batch size", group=TEACHER_MODELS)
-    max_length: int | None = opt(None, "max tokens per text", default_help="the model's", group=TEACHER_MODELS)
-    query_prompt: str = opt("", "prefix for queries, e.g. 'query: '", group=TEACHER_MODELS)
-    passage_prompt: str = opt("", "prefix for passages, e.g. 'passage: '", group=TEACHER_MODELS)
+    max_length: int | None = opt(None, "max tokens per text, queries and passages alike (train splits it: "
+                                 "--query-max-length / --passage-max-length)", default_help="the model's",
+                                 group=TEACHER_MODELS)
+    query_prompt: str = opt("", "text put before every query, e.g. 'query: ' (as evaluate's and train's "
+                            "--query-prompt)", metavar="TEXT", group=TEACHER_MODELS)
+    passage_prompt: str = opt("", "text put before every passage, e.g. 'passage: '", metavar="TEXT",
+                              group=TEACHER_MODELS)
     rescore_with: str | None = opt(None, "rescore each teacher's pool with this cross-encoder before filtering",
                                    metavar="CROSS_ENCODER", default_help="off", group=TEACHER_MODELS)
     cache_dir: str | None = opt(None, "embedding/pool cache", default_help="$HARDNEG_CACHE or ~/.cache/hardneg",
