@@ -114,6 +114,15 @@ def leftovers(folder: Path) -> list[str]:
     return [str(p) for p in folder.rglob("*") if p.name.endswith((".tmp", ".lock"))]
 
 
+def age_leftovers(*folders: Path, seconds: float = 3600) -> None:
+    """Make a killed run's temporary files look old, as they are by the time anyone reruns: the
+    next write of the same file removes a temporary untouched for ``core.files.STALE_TMP_S``."""
+    for folder in folders:
+        for p in folder.rglob("*.tmp"):
+            st = p.stat()
+            os.utime(p, (st.st_atime - seconds, st.st_mtime - seconds))
+
+
 def sample(specs: list[str], k: int | None, seed: int = 13) -> list[str]:
     if k is None or k >= len(specs):
         return specs
@@ -144,6 +153,7 @@ def _mine_trials(tiny_beir: Path, tmp: Path, teacher: str, k: int | None, delays
             assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (what, forked.last_err)
         else:
             forked(cli(argv(out, cache)), kill_after=what)
+        age_leftovers(out, cache)
         status = forked(cli(argv(out, cache)))  # the rerun, same output and cache
         assert exit_code(status) == 0, (how, what, forked.last_err)
         tried += 1
@@ -209,6 +219,7 @@ def _shard_trials(tmp: Path, k: int | None) -> tuple[int, int]:
         out = tmp / f"t{i}"
         status = forked(run(out), env={ENV: spec})
         assert os.WIFSIGNALED(status), (spec, forked.last_err)
+        age_leftovers(out)
         assert exit_code(forked(run(out))) == 0, forked.last_err
         got = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
         tried += 1
@@ -264,6 +275,7 @@ def _train_trials(tmp: Path, tiny_beir: Path, tiny_model: Path, delays: list[flo
             forked(cli(argv(out, False)), env={ENV: what})
         else:
             forked(cli(argv(out, False)), kill_after=what)
+        age_leftovers(out)
         status = forked(cli(argv(out, True)))
         assert exit_code(status) == 0, (how, what, forked.last_err)
         got = _weights(out)
@@ -348,6 +360,7 @@ def _ablate_trials(tmp: Path, tiny_beir: Path, tiny_model: Path, delays: list[fl
             assert os.WIFSIGNALED(status), (what, forked.last_err)
         else:
             forked(cli(argv(out, cache)), kill_after=what)
+        age_leftovers(out, cache)
         assert exit_code(forked(cli(argv(out, cache)))) == 0, (how, what, forked.last_err)
         got, metrics = cells(out)
         tried += 1

@@ -1,7 +1,9 @@
 """Atomic writes and content hashes, shared by every stage that writes output.
 
 A crash never leaves a half file that looks whole: everything is written to a temporary sibling in
-the same directory (``.NAME.*.tmp``), flushed, fsynced and renamed over the target. ``atomic_path``
+the same directory (``.NAME.*.tmp``), flushed, fsynced and renamed over the target. A kill -9 can
+leave that temporary behind; the next successful write of the same file removes any of its
+temporaries untouched for ``STALE_TMP_S`` seconds (a live writer's file is younger: it is being written). ``atomic_path``
 hands out the temporary *path* for writers that only take a file name (ONNX export, FAISS);
 ``atomic_open`` the open file.
 """
@@ -13,6 +15,9 @@ import dataclasses
 import errno
 import hashlib
 import json
+import logging
+import re
+import time
 import os
 import shutil
 import tempfile
@@ -22,6 +27,9 @@ from typing import Any, Iterator
 from hardneg.core.errors import HardnegError
 from hardneg.core.testhooks import kill_point
 
+log = logging.getLogger(__name__)
+
+STALE_TMP_S = 60  # a temporary sibling untouched this long is a killed writer's leftover
 NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 NO_PERMISSION = {errno.EACCES, errno.EPERM, errno.EROFS}
 
@@ -88,6 +96,7 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[str]:
             kill_point("atomic.written", path.name)
             os.replace(tmp, path)
             kill_point("atomic.replaced", path.name)
+            _remove_stale_siblings(path, suffix)
         except OSError as e:  # disk full / no permission: one clear error (the temporary file goes below)
             err = write_error(e, path)
             if err is e:
@@ -96,6 +105,19 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[str]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _remove_stale_siblings(path: Path, suffix: str) -> None:
+    """Remove ``.NAME.XXXXXXXX.tmp`` siblings of ``path`` older than ``STALE_TMP_S`` (killed writers')."""
+    pat = re.compile(r"^" + re.escape(f".{path.name}.") + r"[a-z0-9_]{8}" + re.escape(suffix) + r"$")
+    old = time.time() - STALE_TMP_S
+    with contextlib.suppress(OSError):
+        for q in path.parent.iterdir():
+            if pat.match(q.name):
+                with contextlib.suppress(OSError):
+                    if q.is_file() and not q.is_symlink() and q.stat().st_mtime < old:
+                        q.unlink()
+                        log.warning("removed %s, left by an interrupted earlier write", q)
 
 
 @contextlib.contextmanager

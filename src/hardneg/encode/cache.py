@@ -24,7 +24,6 @@ from typing import Callable, Sequence
 import numpy as np
 
 from hardneg.core.files import WriteError, atomic_open, sha256_texts, write_error, write_json
-from hardneg.core.outputs import clean_stale_temps
 from hardneg.core.paths import cache_root
 from hardneg.core.testhooks import kill_point
 from hardneg.encode.base import Encoder
@@ -80,7 +79,6 @@ def cached_encode(
     only reads ``embeddings.npy``; after a crash it encodes only the chunks not yet on disk.
     """
     final = entry / "embeddings.npy"
-    started = time.time()
     n = len(texts)
     if final.is_file():
         arr = np.load(final)
@@ -103,9 +101,9 @@ def cached_encode(
         parts = _fill_missing(encode, texts, parts, starts, chunk_size, chunk_path, todo, progress, on_batch,
                               unit=str(info.get("kind") or "text"))
         arr = np.concatenate(parts, axis=0) if parts else np.zeros((0, 0), dtype=np.float32)
-        _save_npy(final, arr)
         write_json(entry / "info.json", {**info, "n": n, "dim": int(arr.shape[1]) if arr.ndim == 2 else 0,
                                          "created_unix": round(time.time(), 3)})
+        _save_npy(final, arr)  # last: the entry counts as whole once this is there
     except WriteError as e:
         done = sum(p is not None and chunk_path(i).is_file() for i, p in enumerate(parts))
         raise WriteError(e, e.filename, f"{e.message.split('; ')[0]}; the embedding cache keeps the {done} of "
@@ -114,7 +112,6 @@ def cached_encode(
     for i in range(len(starts)):
         with contextlib.suppress(FileNotFoundError):
             chunk_path(i).unlink()
-    clean_stale_temps(entry, before=started)  # a killed encode's half-written .NAME.*.tmp (the entry is whole now)
     return arr
 
 

@@ -18,7 +18,6 @@ running top-k per query, never the queries x corpus matrix.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -27,7 +26,6 @@ import numpy as np
 
 from hardneg.core.errors import HardnegError
 from hardneg.core.files import atomic_open, read_json, sha256_texts, write_json
-from hardneg.core.outputs import clean_stale_temps
 from hardneg.core.testhooks import kill_point
 from hardneg.encode.cache import CHUNK_SIZE
 
@@ -265,7 +263,6 @@ def encode_sharded(encoder, texts: Sequence[str], out_dir: str | Path, *, shard_
     same folder with Ray actors.
     """
     texts = list(texts)
-    started = time.time()
     plan = plan_shards(encoder, texts, out_dir, shard_size=shard_size, dtype=dtype, kind=kind)
     from tqdm.auto import tqdm
 
@@ -274,7 +271,6 @@ def encode_sharded(encoder, texts: Sequence[str], out_dir: str | Path, *, shard_
         for i in plan.todo:
             kill_point("shards.shard", str(i))
             plan.write(i, encode_shard(encoder, plan.texts(texts, i), kind, progress=bar.update))
-    clean_stale_temps(plan.root, before=started)  # a killed run's half-written .shard-*.tmp (every shard is whole now)
     return plan.shardset()
 
 
