@@ -295,12 +295,6 @@ def test_train_killed_then_resumed(tiny_beir, tiny_model, tmp_path):
     RESULTS["train"] = list(_train_trials(tmp_path, tiny_beir, tiny_model, delays=[0.1], k=1))
 
 
-PARTIAL_CHECKPOINT = ("training/trainer.py resumes from the last checkpoint folder even when a kill left it "
-                      "half-written (no trainer_state.json): FileNotFoundError traceback instead of resuming from "
-                      "the previous whole checkpoint")
-
-
-@pytest.mark.xfail(strict=True, reason=PARTIAL_CHECKPOINT)
 def test_train_resumes_after_a_kill_while_saving_a_checkpoint(tiny_beir, tiny_model, tmp_path):
     """What a kill -9 inside the Trainer's checkpoint save leaves (seen at a delay of 0.8 of the run):
     the newest checkpoint folder without its trainer_state.json. ``--resume`` must still finish."""
@@ -320,7 +314,6 @@ def test_train_resumes_after_a_kill_while_saving_a_checkpoint(tiny_beir, tiny_mo
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=PARTIAL_CHECKPOINT)
 def test_train_killed_at_many_delays(tiny_beir, tiny_model, tmp_path):
     rng = random.Random(11)
     RESULTS["train (many)"] = list(_train_trials(tmp_path, tiny_beir, tiny_model,

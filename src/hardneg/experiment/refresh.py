@@ -218,10 +218,9 @@ def refresh_summary(output: Path, plan: dict | None, source: Source, remine: Rem
 
 def last_checkpoint(output: Path) -> tuple[Path | None, int]:
     """(latest ``checkpoint-N`` folder or None, N or 0)."""
-    from transformers.trainer_utils import get_last_checkpoint
+    from hardneg.training.trainer import last_complete_checkpoint
 
-    folder = output / CHECKPOINTS
-    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    last = last_complete_checkpoint(output / CHECKPOINTS)  # a half-saved newest one is skipped (removed)
     return (Path(last), int(Path(last).name.rsplit("-", 1)[-1])) if last else (None, 0)
 
 

@@ -121,10 +121,19 @@ def bucketed_sampler(config: TrainConfig, model: Any, dataset: Any) -> Any:
     return functools.partial(BucketedNoDuplicatesBatchSampler, lengths=lengths, text_columns=text_cols)
 
 
-def _last_checkpoint(ckpt_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
+    """The newest COMPLETE checkpoint (its ``trainer_state.json`` is written last). A newer folder
+    without one is what a kill during the save leaves: it is removed, with a warning, and training
+    resumes from the one before."""
+    if not ckpt_dir.is_dir():
+        return None
+    found = sorted((p for p in ckpt_dir.iterdir() if p.is_dir() and p.name.startswith("checkpoint-")
+                    and p.name.rsplit("-", 1)[-1].isdigit()), key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+    while found and not (found[-1] / "trainer_state.json").is_file():
+        log.warning("%s is incomplete (a run stopped while saving it): removing it and resuming from %s",
+                    found[-1], found[-2].name if len(found) > 1 else "the start")
+        shutil.rmtree(found.pop())
+    return str(found[-1]) if found else None
 
 
 def train(config: TrainConfig, callbacks: list | None = None, *, refresh: dict | None = None) -> Path:
@@ -149,7 +158,7 @@ def train(config: TrainConfig, callbacks: list | None = None, *, refresh: dict |
     if config.refresh_every and refresh is None:
         raise HardnegError("refresh_every re-mines the negatives with the student, which training alone does not do: "
                            "run hardneg.experiment.refresh.train_with_refresh(config) (hardneg train --refresh-every)")
-    resume_from = _last_checkpoint(ckpt_dir)
+    resume_from = last_complete_checkpoint(ckpt_dir)
     if resume_from and not config.resume:
         raise HardnegError(f"{out} already has checkpoints ({Path(resume_from).name}): pass --resume "
                            "to continue, or choose a new --output")
