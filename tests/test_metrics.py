@@ -110,15 +110,16 @@ def test_cutoffs_at_10_and_100():
     assert s["map@100"] == approx(1 / 11)
 
 
-def test_ties_pytrec_breaks_by_doc_id_descending_mrr_keeps_run_order():
+def test_ties_break_by_doc_id_descending_in_every_metric():
     qrels = {"q": {"a": 1}}
     run = {"q": {"a": 0.5, "b": 0.5}}
     s = score_run(qrels, run).means
     # pytrec_eval (and so MTEB's NDCG) ranks the tie b > a (doc id descending): relevant at rank 2
     assert s["ndcg@10"] == approx(1 / L2(3))
-    # MTEB's MRR sorts with Python's stable sort: ties keep the run's order, a first
-    assert s["mrr@10"] == approx(1.0)
+    # MTEB's MRR (mteb >= 2.26, its #5092) breaks ties the same way, whatever the run's order
+    assert s["mrr@10"] == approx(0.5)
     assert mrr_at_k(qrels, {"q": {"b": 0.5, "a": 0.5}}, 10) == {"q": 0.5}
+    assert mrr_at_k({"q": {"a": 1}}, {"q": {"a": 0.5, "b": 0.5, "c": 0.5}}, 10) == {"q": approx(1 / 3)}
 
 
 def test_missing_run_query_scores_zero_and_unjudged_run_query_ignored():

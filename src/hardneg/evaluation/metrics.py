@@ -82,7 +82,8 @@ def judged_queries(qrels: Qrels) -> list[str]:
 def mrr_at_k(qrels: Qrels, run: Run, k: int, qids: Iterable[str] | None = None) -> dict[str, float]:
     """Reciprocal rank of the first doc with grade > 0 within the top ``k``, per query (MTEB's MRR@k).
 
-    Ranking: score descending; exact ties keep the run's order (Python's stable sort, as MTEB).
+    Ranking: score descending, exact ties by doc id descending (as pytrec_eval, and MTEB since its
+    issue #5092; before that MTEB kept the run's insertion order).
 
     >>> mrr_at_k({"q": {"a": 1, "b": 0}}, {"q": {"b": 0.9, "c": 0.8, "a": 0.7}}, 10)
     {'q': 0.3333333333333333}
@@ -92,7 +93,7 @@ def mrr_at_k(qrels: Qrels, run: Run, k: int, qids: Iterable[str] | None = None) 
     out: dict[str, float] = {}
     for q in (qids if qids is not None else judged_queries(qrels)):
         relevant = {d for d, g in qrels.get(q, {}).items() if g > 0}
-        ranked = sorted(run.get(q, {}).items(), key=lambda item: item[1], reverse=True)[:k]
+        ranked = sorted(run.get(q, {}).items(), key=lambda item: (item[1], item[0]), reverse=True)[:k]
         out[q] = next((1.0 / r for r, (d, _) in enumerate(ranked, 1) if d in relevant), 0.0)
     return out
 
