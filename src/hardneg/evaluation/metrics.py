@@ -11,8 +11,8 @@ How our scores feed pytrec_eval, so results equal MTEB's:
 * Raw similarity scores go in unchanged (float32 widened to Python float), as MTEB passes them.
   pytrec_eval (trec_eval) re-ranks each query by score descending and breaks exact ties by doc id
   DESCENDING; MTEB inherits that, and so do we. The run's own order is ignored by these metrics.
-* ``mrr@k`` follows MTEB: the run is sorted by score with Python's stable sort, so exact ties keep
-  the run's order, which for our runs is the project's rank rule (score desc, then id asc).
+* ``mrr@k`` follows MTEB (2.26, its issue #5092): sorted by score, exact ties by doc id descending,
+  like trec_eval, so the run's own order never matters.
 * Queries evaluated: those in ``qrels`` with at least one judged row (MTEB's
   ``_filter_queries_without_positives`` drops only empty qrels). A query judged but with no grade > 0
   doc is kept and scores 0 on every metric, as in MTEB. A judged query missing from the run scores
