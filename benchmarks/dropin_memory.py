@@ -160,8 +160,12 @@ def table(rows: list[dict], matrix_mb: float) -> str:
         rss, tm = by.get((arm, "rss")), by.get((arm, "tracemalloc"))
         if rss is None:
             continue
+        tm_cells = f"{tm['peak_mb']:.0f} | {tm['peak_mb'] / matrix_mb:.2f}x" if tm else "– | –"  # --no-tracemalloc
         lines.append(f"| {arm} | {rss['seconds']:.1f} | {rss['rows']} | {rss['peak_mb']:.0f} | "
-                     f"{rss['peak_mb'] / matrix_mb:.2f}x | {tm['peak_mb']:.0f} | {tm['peak_mb'] / matrix_mb:.2f}x |")
+                     f"{rss['peak_mb'] / matrix_mb:.2f}x | {tm_cells} |")
+    if all((a, "rss") in by for a in ARMS) and not all((a, "tracemalloc") in by for a in ARMS):
+        ratio = by[("hardneg", "rss")]["peak_mb"] / max(by[("peer", "rss")]["peak_mb"], 1e-9)
+        lines.append(f"| hardneg / peer | | | {ratio:.2f}x | | | |")
     if all((a, m) in by for a in ARMS for m in ("rss", "tracemalloc")):
         ratio = lambda m: by[("hardneg", m)]["peak_mb"] / max(by[("peer", m)]["peak_mb"], 1e-9)  # noqa: E731
         lines.append(f"| hardneg / peer | | | {ratio('rss'):.2f}x | | {ratio('tracemalloc'):.2f}x | |")
