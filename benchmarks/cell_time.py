@@ -130,6 +130,14 @@ def train_flops(lengths: list[int], layers: int, d: int, d_ff: int) -> float:
     return 3.0 * fwd
 
 
+SIDE_OPTIONS = {  # hardneg sides: TrainConfig fields on top of the shared settings
+    "hardneg": {},
+    "hardneg-bucket": {"bucket_batches": True},
+    "hardneg-bf16": {"precision": "bf16"},  # bf16 autocast on the CPU (HF Trainer's CPU AMP)
+    "hardneg-bucket-bf16": {"bucket_batches": True, "precision": "bf16"},
+}
+
+
 def plain_st_train(args, dataset, out: Path, prof: Profile) -> float:
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
@@ -170,13 +178,13 @@ def hardneg_train(args, out: Path, prof: Profile, **extra) -> float:
     return time.perf_counter() - t0  # includes loading the rows (hardneg reads ids -> texts itself)
 
 
-def eval_backends(args, model_dir: Path, data) -> list[dict]:
+def eval_backends(args, model_dir: Path, data, backends: str | None = None) -> list[dict]:
     """Encode + evaluate one trained model with each backend (no cache: every encode is timed)."""
     from hardneg.encode.load import load_encoder
     from hardneg.evaluation.run import evaluate
 
     rows = []
-    for backend in args.eval_backends.split(","):
+    for backend in (backends or args.eval_backends).split(","):
         if backend == "st":
             rows.append(st_eval(args, model_dir, data))
             continue
@@ -185,7 +193,7 @@ def eval_backends(args, model_dir: Path, data) -> list[dict]:
             t0 = time.perf_counter()
             res = evaluate(enc, data, cache_dir=cache, progress=False)
             rows.append({"backend": backend, "seconds": time.perf_counter() - t0,
-                         "ndcg@10": res.metrics["ndcg@10"]})
+                         "ndcg@10": res.metrics["ndcg@10"], "per_query": res.per_query["ndcg@10"]})
         log.info("eval %s: %.1fs ndcg@10 %.4f", backend, rows[-1]["seconds"], rows[-1]["ndcg@10"])
     return rows
 
@@ -208,7 +216,7 @@ def st_eval(args, model_dir: Path, data) -> dict:
     top = np.argsort(-scores, axis=1)[:, :100]
     run = {qid: {data.corpus.ids[j]: float(scores[i, j]) for j in top[i]} for i, qid in enumerate(qids)}
     metrics = score_run(run, {qid: data.qrels[qid] for qid in qids})
-    return {"backend": "st", "seconds": time.perf_counter() - t0, "ndcg@10": metrics["ndcg@10"]}
+    return {"backend": "st", "seconds": time.perf_counter() - t0, "ndcg@10": metrics.means["ndcg@10"]}
 
 
 def summarise(name: str, wall: float, prof: Profile, rate: float, dims: tuple[int, int, int]) -> dict:
@@ -235,11 +243,16 @@ def main(argv=None) -> int:
     p.add_argument("--temperature", type=float, default=0.05, help="(default: 0.05)")
     p.add_argument("--query-max-length", type=int, default=32, help="(default: 32, the quick recipe's)")
     p.add_argument("--passage-max-length", type=int, default=128, help="(default: 128, the quick recipe's)")
-    p.add_argument("--eval-max-length", type=int, default=None, help="(default: the model's)")
+    p.add_argument("--eval-max-length", type=int, default=None,
+                   help="evaluation truncation, every side alike (default: the base model's own max length)")
     p.add_argument("--eval-backends", default="torch,onnx,onnx-int8,st",
                    help="comma list of evaluation backends; 'st' = plain model.encode (default: %(default)s)")
-    p.add_argument("--sides", default="st,hardneg,hardneg-bucket", help="training sides (default: %(default)s)")
-    p.add_argument("--eval-side", default="hardneg", help="whose trained model the evaluation backends encode (default: %(default)s)")
+    p.add_argument("--sides", default="st,hardneg,hardneg-bucket,hardneg-bf16",
+                   help=f"training sides, of st,{','.join(SIDE_OPTIONS)} (default: %(default)s)")
+    p.add_argument("--quality-sides", default="st,hardneg-bucket,hardneg-bf16,hardneg-bucket-bf16",
+                   help="sides whose models are also evaluated (torch fp32) and compared with the hardneg model "
+                        "by a paired bootstrap over queries (default: %(default)s)")
+    p.add_argument("--eval-side", default="hardneg", help="comma list of the sides whose trained models the evaluation backends encode (default: %(default)s)")
     p.add_argument("--seed", type=int, default=42, help="(default: 42)")
     p.add_argument("--output", help="write the result JSON here")
     args = p.parse_args(argv)
@@ -266,26 +279,34 @@ def main(argv=None) -> int:
     cols, _ = build_examples(Source(args.data, args.negatives, args.split), args.num_negatives, seed=args.seed)
     dataset = Dataset.from_dict(cols)
     eval_data = load_data(args.data, args.eval_split)
+    if args.eval_max_length is None:  # every side's model read at the base model's own length (ST saves the
+        from hardneg.encode.models import read_st_config  # training length with the model; hardneg does not)
+
+        args.eval_max_length = read_st_config(resolve_model(args.model))["max_length"]
+    log.info("evaluation max length: %s tokens (queries and passages)", args.eval_max_length)
     sides = args.sides.split(",")
     if "hardneg-bucket" in sides and "bucket_batches" not in TrainConfig.__dataclass_fields__:
         log.warning("this hardneg has no bucket_batches option: skipping the hardneg-bucket side")
         sides.remove("hardneg-bucket")
-    results, evals = [], {}
+    results, evals, trained = [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        for side in sides:
+        for side in sides:  # every side trains first: a failing evaluation backend cannot cost a training run
             prof = Profile()
             out = Path(tmp) / side
             with prof.installed():
                 if side == "st":
                     wall = plain_st_train(args, dataset, out, prof)
-                    model_dir = out / "model"
+                    trained[side] = out / "model"
                 else:
-                    wall = hardneg_train(args, out, prof, **({"bucket_batches": True} if side == "hardneg-bucket" else {}))
-                    model_dir = out
+                    wall = hardneg_train(args, out, prof, **SIDE_OPTIONS[side])
+                    trained[side] = out
             results.append(summarise(side, wall, prof, rate, dims))
             log.info("%s: %.1fs train", side, wall)
-            if side == args.eval_side:
-                evals[side] = eval_backends(args, model_dir, eval_data)
+        for side in args.eval_side.split(","):
+            if side in trained:
+                evals[side] = eval_backends(args, trained[side], eval_data)
+        for side in [s for s in args.quality_sides.split(",") if s in trained and s not in evals]:
+            evals[side] = eval_backends(args, trained[side], eval_data, backends="torch")
     ref = next((r for r in results if r["side"] == "st"), results[0])
     print(f"\nfp32 GEMM rate: {rate:.1f} GFLOP/s ({torch.get_num_threads()} threads); {len(dataset)} rows, "
           f"batch {args.batch_size}, q{args.query_max_length}/p{args.passage_max_length}, {args.num_negatives} neg\n")
@@ -297,6 +318,8 @@ def main(argv=None) -> int:
               f"{r['forward_s']:.1f} | {r['backward_s']:.1f} | {r['optimizer_s']:.1f} | {r['other_s']:.1f} | "
               f"{100 * r['pad_fraction']:.0f}% | {r['floor_s']:.1f} | {r['fwd_bwd_over_floor']:.1f} |")
     for side, rows in evals.items():
+        if side not in args.eval_side.split(","):
+            continue
         base = next((r for r in rows if r["backend"] == "torch"), rows[0])
         peer = next((r for r in rows if r["backend"] == "st"), None)
         print(f"\nevaluation of the {side} model ({len(eval_data.corpus.ids)} passages, "
@@ -308,6 +331,22 @@ def main(argv=None) -> int:
             d = r["ndcg@10"] - base["ndcg@10"]
             print(f"| {r['backend']} | {r['seconds']:.1f} | {ratio} | {r['ndcg@10']:.4f} | {d:+.4f} | "
                   f"{'yes' if abs(d) <= 0.001 else 'no'} |")
+    ref_eval = next((r for r in evals.get("hardneg", []) if r["backend"] == "torch"), None)
+    if ref_eval:
+        from hardneg.analysis.significance import paired_bootstrap
+
+        print("\nthe trained models against the hardneg fp32 model (torch fp32 evaluation, paired bootstrap over "
+              "queries, 95%):\n")
+        print("| side | NDCG@10 | Δ vs hardneg | 95% interval | interval holds 0 |")
+        print("|---|---|---|---|---|")
+        for side, rows in evals.items():
+            r = next((x for x in rows if x["backend"] == "torch"), None)
+            if r is None or side == "hardneg":
+                continue
+            d = paired_bootstrap(ref_eval["per_query"], r["per_query"])
+            r["vs_hardneg"] = {"mean": d.mean, "lo": d.lo, "hi": d.hi}
+            print(f"| {side} | {r['ndcg@10']:.4f} | {d.mean:+.4f} | [{d.lo:+.4f}, {d.hi:+.4f}] | "
+                  f"{'yes' if d.lo <= 0 <= d.hi else 'no'} |")
     if args.output:
         from hardneg.core.files import write_json
 

@@ -51,6 +51,54 @@ def test_onnx_fp32_agrees_with_torch_and_int8_is_close(tiny_model, st_vectors, t
     assert int8.model_path.name == "model.int8.onnx" and int8.model_path.parent == onnx.model_path.parent
 
 
+@pytest.fixture(scope="module")
+def short_kinds_model(tiny_model, tmp_path_factory):
+    """The tiny model saved with per-kind lengths (query 4, document 6 tokens), as a hand-set ST folder."""
+    from sentence_transformers import SentenceTransformer
+
+    m = SentenceTransformer(str(tiny_model))
+    m[0].query_length, m[0].document_length = 4, 6
+    out = tmp_path_factory.mktemp("kinds") / "m"
+    m.save(str(out))
+    return out
+
+
+def test_per_kind_lengths_are_honoured_alike_by_torch_and_onnx(short_kinds_model, tmp_path):
+    """A model saved with query/document lengths (sentence-transformers' encode_query/encode_document
+    truncation) is encoded the same by every backend; before, ONNX read only max_seq_length."""
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(short_kinds_model))
+    ref_p, ref_q = st.encode_document(TEXTS), st.encode_query(TEXTS)
+    for backend in ("torch", "onnx"):
+        enc = load_encoder(str(short_kinds_model), backend=backend, cache_dir=tmp_path)
+        assert enc.lengths == {"query": 4, "document": 6}
+        assert cos(enc.encode_passages(TEXTS), ref_p).min() > 0.9999
+        assert cos(enc.encode_queries(TEXTS), ref_q).min() > 0.9999
+    # the truncation is real: 6 document tokens differ from the full texts
+    assert cos(st.encode_document(TEXTS), st.encode(TEXTS)).min() < 0.999
+
+
+def test_explicit_max_length_overrides_per_kind_lengths(short_kinds_model, tiny_model, tmp_path):
+    for backend in ("torch", "onnx"):
+        enc = load_encoder(str(short_kinds_model), backend=backend, max_length=64, cache_dir=tmp_path)
+        plain = load_encoder(str(tiny_model), backend=backend, max_length=64, cache_dir=tmp_path)
+        assert enc.lengths == {"query": 64, "document": 64}
+        assert cos(enc.encode_passages(TEXTS), plain.encode_passages(TEXTS)).min() > 0.9999
+
+
+def test_fingerprint_includes_per_kind_lengths_only_when_they_differ(short_kinds_model, tiny_model, tmp_path):
+    from hardneg.encode.models import lengths_key
+
+    assert lengths_key({"query": 128, "document": 128}, 128) == {}  # base models keep their cache keys
+    # a model with saved per-kind lengths read at one explicit length: keyed, so the vectors an older
+    # hardneg cached for it (queries still cut at query_length) are not reused
+    assert lengths_key({"query": 128, "document": 128}, 128, saved_kinds=True) != {}
+    kinds = load_encoder(str(short_kinds_model), cache_dir=tmp_path)
+    overridden = load_encoder(str(short_kinds_model), max_length=kinds.model.max_seq_length, cache_dir=tmp_path)
+    assert kinds.fingerprint != overridden.fingerprint  # same weights, other truncation -> other vectors
+
+
 @pytest.mark.parametrize("pooling", ["cls", "last"])
 def test_hf_pooling_is_batch_invariant(tiny_model, tmp_path, pooling):
     """Padding must not leak into cls / last-token pooling: one batch == one text at a time."""

@@ -85,7 +85,11 @@ def test_cli_train_writes_loadable_model_and_meta(tiny_model, tiny_beir, negs, t
     assert meta["data"][0]["negatives_sha256"] and meta["base_model_fingerprint"]
     model = SentenceTransformer(str(out))
     assert model.prompts["query"] == "moon star " and model[1].include_prompt is False
-    assert (model[0].query_length, model[0].document_length) == (8, 12)
+    # trained at q8/p12, saved with the base model's own inference lengths (training lengths are a cost)
+    base = SentenceTransformer(str(tiny_model))
+    assert (model.max_seq_length, model[0].query_length, model[0].document_length) == (
+        base.max_seq_length, base[0].query_length, base[0].document_length)
+    assert meta["config"]["query_max_length"] == 8 and meta["config"]["passage_max_length"] == 12
     before, after = _weights(Path(tiny_model)), _weights(out)
     assert any(not np.allclose(before[k], after[k]) for k in before)
     # a second run into the same folder is refused, not silently overwritten

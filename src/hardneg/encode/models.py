@@ -64,14 +64,45 @@ def settings_fingerprint(weights: str, **settings) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
+def kind_lengths(explicit: int | None, model_max: int, query_length: int | None = None,
+                 document_length: int | None = None) -> dict[str, int]:
+    """Truncation length per kind ("query" / "document") an encoder applies.
+
+    An explicit ``max_length`` (the user's ``--max-length``) applies to both kinds; otherwise each
+    kind uses the model's saved per-kind length, else the model's max length — what
+    sentence-transformers' ``encode_query`` / ``encode_document`` do.
+
+    >>> kind_lengths(None, 128, query_length=32)
+    {'query': 32, 'document': 128}
+    >>> kind_lengths(256, 128, query_length=32)
+    {'query': 256, 'document': 256}
+    """
+    if explicit:
+        return {"query": explicit, "document": explicit}
+    return {"query": min(query_length or model_max, model_max), "document": min(document_length or model_max, model_max)}
+
+
+def lengths_key(lengths: dict[str, int], max_length: int, saved_kinds: bool = False) -> dict:
+    """The per-kind lengths as fingerprint settings. Nothing when both equal ``max_length`` and the
+    model saved no per-kind lengths (so the vectors of such models, cached before per-kind lengths
+    were honoured, keep their keys); otherwise the lengths (so the vectors an older hardneg cached
+    for a model with saved per-kind lengths, truncated otherwise, are never reused)."""
+    if set(lengths.values()) == {max_length} and not saved_kinds:
+        return {}
+    return {"kind_lengths": dict(sorted(lengths.items()))}
+
+
 def read_st_config(path: str | Path) -> dict:
     """What a sentence-transformers folder says about its modules, pooling and max length.
 
     Returns ``{"modules": [type names], "transformer_dir": Path, "pooling": "mean"|"cls"|"last"|None,
-    "max_length": int|None}``; a plain transformers folder gives modules == [].
+    "max_length": int|None, "query_length": int|None, "document_length": int|None}`` (the last two:
+    sentence-transformers' per-kind truncation, None = ``max_length``); a plain transformers folder
+    gives modules == [].
     """
     root = Path(path)
-    out: dict = {"modules": [], "transformer_dir": root, "pooling": None, "max_length": None}
+    out: dict = {"modules": [], "transformer_dir": root, "pooling": None, "max_length": None,
+                 "query_length": None, "document_length": None}
     if not (root / "modules.json").is_file():
         return out
     for m in json.loads((root / "modules.json").read_text()):
@@ -81,7 +112,9 @@ def read_st_config(path: str | Path) -> dict:
             out["transformer_dir"] = root / m.get("path", "")
             cfg = out["transformer_dir"] / "sentence_bert_config.json"
             if cfg.is_file():
-                out["max_length"] = json.loads(cfg.read_text()).get("max_seq_length")
+                saved = json.loads(cfg.read_text())
+                out["max_length"] = saved.get("max_seq_length")
+                out["query_length"], out["document_length"] = saved.get("query_length"), saved.get("document_length")
         elif kind == "Pooling":
             out["pooling"] = _pooling_mode(json.loads((root / m["path"] / "config.json").read_text()))
     return out

@@ -24,7 +24,7 @@ from hardneg.core.files import atomic_path
 from hardneg.core.fingerprint import weights_fingerprint
 from hardneg.core.paths import cache_root
 from hardneg.encode.base import BatchEncoder, l2_normalize, n_cores, pool
-from hardneg.encode.models import read_st_config, settings_fingerprint
+from hardneg.encode.models import kind_lengths, lengths_key, read_st_config, settings_fingerprint
 from hardneg.encode.torch_backend import default_max_length, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class OnnxEncoder(BatchEncoder):
         self.tokenizer = load_tokenizer(st["transformer_dir"], spec)
         config = AutoConfig.from_pretrained(str(st["transformer_dir"]))
         self.max_length = max_length or default_max_length(st, self.tokenizer, config)
+        self.lengths = kind_lengths(max_length, self.max_length, st["query_length"], st["document_length"])
         self.pooling = pooling or st["pooling"] or "mean"
         self.normalize = normalize or "Normalize" in st["modules"]
         self.input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
@@ -124,11 +125,12 @@ class OnnxEncoder(BatchEncoder):
         self.dim = int(config.hidden_size)
         self.fingerprint = settings_fingerprint(
             weights, adapter="onnx", backend=backend, max_length=self.max_length, query_prompt=query_prompt,
+            **lengths_key(self.lengths, self.max_length, bool(st["query_length"] or st["document_length"])),
             passage_prompt=passage_prompt, pooling=self.pooling, normalize=self.normalize)
 
     def embed_batch(self, texts: list[str], prompt: str, kind: str = "query") -> np.ndarray:
         enc = self.tokenizer([prompt + t for t in texts], padding=True, truncation=True,
-                             max_length=self.max_length, return_tensors="np")
+                             max_length=self.lengths.get(kind, self.max_length), return_tensors="np")
         feeds = {n: np.asarray(enc[n], dtype=np.int64) for n in self.input_names}
         (hidden,) = self.session.run(["last_hidden_state"], feeds)  # (B, L, d)
         out = pool(hidden, feeds["attention_mask"], self.pooling)

@@ -13,7 +13,7 @@ import numpy as np
 from hardneg.core.errors import HardnegError
 from hardneg.core.fingerprint import weights_fingerprint
 from hardneg.encode.base import BatchEncoder, l2_normalize, pool
-from hardneg.encode.models import read_st_config, settings_fingerprint
+from hardneg.encode.models import kind_lengths, lengths_key, read_st_config, settings_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,15 @@ class STEncoder(BatchEncoder):
         except Exception as e:  # noqa: BLE001 - any load failure is the user's model spec
             raise HardnegError(f"could not load model {spec!r} with sentence-transformers from {path}: "
                                f"{type(e).__name__}: {e}") from None
+        first = self.model[0] if len(self.model) else None
+        saved_kinds = bool(getattr(first, "query_length", None) or getattr(first, "document_length", None))
         if max_length:
+            # an explicit length applies to both kinds (over any per-kind lengths the model saved)
             self.model.max_seq_length = max_length
+            if hasattr(first, "query_length"):
+                first.query_length = first.document_length = None
+        self.lengths = kind_lengths(max_length, self.model.max_seq_length, getattr(first, "query_length", None),
+                                    getattr(first, "document_length", None))
         self.name, self.path, self.batch_size = spec, path, batch_size
         self.query_prompt, self.passage_prompt, self.normalize = query_prompt, passage_prompt, normalize
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
@@ -43,7 +50,7 @@ class STEncoder(BatchEncoder):
         self.fingerprint = settings_fingerprint(
             weights_fingerprint(path, cache_dir), adapter="st", backend="torch",
             max_length=self.model.max_seq_length, query_prompt=query_prompt, passage_prompt=passage_prompt,
-            pooling=None, normalize=normalize)
+            pooling=None, normalize=normalize, **lengths_key(self.lengths, self.model.max_seq_length, saved_kinds))
 
     def embed_batch(self, texts: list[str], prompt: str, kind: str = "query") -> np.ndarray:
         # An explicit prompt wins; otherwise the model's own saved prompt for this kind (a model

@@ -12,7 +12,7 @@ that module instead of writing our own, and store the prefixes as the model's na
   ``config_sentence_transformers.json``; the Pooling module's ``include_prompt: false`` is saved in
   ``1_Pooling/config.json``. ``SentenceTransformer(DIR)`` restores both.
 * Encode side: ``model.encode_query(texts)`` / ``model.encode_document(texts)`` pick those prompts
-  (and the per-kind max lengths, see :func:`set_max_lengths`) automatically. A plain
+  (and any per-kind max lengths the model has) automatically. A plain
   ``model.encode(texts)`` applies neither; ``encode(texts, prompt_name="query", task="query")`` is
   the spelled-out equivalent.
 
@@ -60,22 +60,56 @@ def configure_prefixes(model: Any, query_prefix: str = "", passage_prefix: str =
 
 
 def set_max_lengths(model: Any, query_max_length: int | None, passage_max_length: int | None) -> None:
-    """Separate truncation lengths for queries and passages, saved with the model.
+    """Separate truncation lengths for queries and passages while training.
 
     sentence-transformers' ``Transformer`` module truncates texts preprocessed with ``task="query"``
-    at ``query_length`` and ``task="document"`` at ``document_length`` (both saved in
-    ``sentence_bert_config.json``). The trainer passes the task of each column through
-    ``router_mapping``; ``encode_query`` / ``encode_document`` pass it at inference. The overall
-    ``max_seq_length`` is raised to the larger of the two so neither is cut below its own limit.
+    at ``query_length`` and ``task="document"`` at ``document_length``. The trainer passes the task of
+    each column through ``router_mapping``. The overall ``max_seq_length`` is raised to the larger of
+    the two so neither is cut below its own limit. The model's own (inference) lengths are kept on
+    the model (``_hardneg_base_lengths``) so that :func:`restore_inference_lengths` can put them back
+    before the final save: training lengths are a cost setting, not a property of the trained model.
     """
     first = model[0]
     if not hasattr(first, "query_length"):
         raise ValueError(f"{type(first).__name__} has no per-kind max lengths; use a Transformer-based model")
+    if not hasattr(model, "_hardneg_base_lengths"):
+        model._hardneg_base_lengths = (model.max_seq_length, first.query_length, first.document_length)
     first.query_length = query_max_length
     first.document_length = passage_max_length
     lengths = [x for x in (query_max_length, passage_max_length) if x]
     if lengths:
         model.max_seq_length = max(lengths)
+
+
+def saved_lengths(base: tuple[int | None, int | None, int | None], query_max_length: int | None,
+                  passage_max_length: int | None) -> tuple[int | None, int | None, int | None]:
+    """(max_seq_length, query_length, document_length) a trained model is saved with.
+
+    Each kind keeps the base model's own limit, raised to the training length where training read
+    longer texts (a deliberate extension); a kind whose limit equals the overall one is saved as
+    None (sentence-transformers then uses ``max_seq_length``).
+
+    >>> saved_lengths((256, None, None), 32, 128)      # trained short: the model keeps its 256
+    (256, None, None)
+    >>> saved_lengths((256, None, None), 64, 512)      # passages trained longer: raised
+    (512, 256, None)
+    """
+    base_max, base_q, base_d = base
+    q = max(base_q or base_max or 0, query_max_length or 0) or None
+    d = max(base_d or base_max or 0, passage_max_length or 0) or None
+    top = max(x for x in (base_max, q, d) if x) if any((base_max, q, d)) else None
+    return top, (None if q == top else q), (None if d == top else d)
+
+
+def restore_inference_lengths(model: Any, query_max_length: int | None, passage_max_length: int | None) -> None:
+    """Before the final save: the model's own lengths back (see :func:`saved_lengths`)."""
+    base = getattr(model, "_hardneg_base_lengths", None)
+    if base is None:
+        return
+    top, q, d = saved_lengths(base, query_max_length, passage_max_length)
+    if top:
+        model.max_seq_length = top
+    model[0].query_length, model[0].document_length = q, d
 
 
 def pooled_tokens(model: Any, text: str, kind: str = QUERY) -> list[tuple[str, bool]]:

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 from hardneg.core.fingerprint import model_fingerprint
 from hardneg.encode.models import resolve_model
 from hardneg.training.decoder import (LoraSettings, add_lora, build_decoder_embedder, has_lora, is_decoder, make_bidirectional, merge_lora, save_adapter_only)
-from hardneg.training.prompts import configure_prefixes, set_max_lengths
+from hardneg.training.prompts import configure_prefixes, restore_inference_lengths, set_max_lengths
 from hardneg.training.config import CHECKPOINTS, META_NAME, TrainConfig
 from hardneg.training.examples import build_dataset
 
@@ -236,6 +236,7 @@ def _save_final(model: Any, config: TrainConfig, out: Path) -> None:
         merge_lora(model)
     tmp = out / ".final.partial"
     shutil.rmtree(tmp, ignore_errors=True)
+    restore_inference_lengths(model, config.query_max_length, config.passage_max_length)
     model.save(str(tmp))
     if lora and not config.lora_merge:
         save_adapter_only(model, str(tmp), resolve_model(config.model))
