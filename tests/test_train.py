@@ -225,3 +225,17 @@ def test_relabelled_rows_codes_and_the_no_consumer_error(tiny_beir, tmp_path):
     assert {q: [ids[d] for d in v] for q, v in codes.known.items()} == {0: ["d1", "d4"], 1: ["d2"]}
     with pytest.raises(HardnegError, match="nothing in this run would use them"):
         build_examples(Source(str(tiny_beir), str(path)), num_negatives=1, relabeled_rows=False)
+
+
+def test_bf16_trains_on_cpu_with_autocast_and_saves_fp32_weights(tiny_model, tiny_beir, negs, tmp_path):
+    """--precision bf16 on a machine without a GPU is CPU autocast (it used to stop in TrainingArguments);
+    fp16 there is a clear error."""
+    from safetensors.numpy import load_file
+
+    out = tmp_path / "bf16"
+    base = ["train", "--model", str(tiny_model), "--data", str(tiny_beir), "--negatives", str(negs),
+            "--num-negatives", "1", "--batch-size", "2", "--lr", "1e-3", "--max-steps", "2"]
+    assert main([*base, "--output", str(out), "--precision", "bf16"]) == 0 and is_finished(out)
+    weights = load_file(str(next(out.rglob("model.safetensors"))))
+    assert {str(w.dtype) for w in weights.values()} == {"float32"}
+    assert main([*base, "--output", str(tmp_path / "fp16"), "--precision", "fp16"]) == 2

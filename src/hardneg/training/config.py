@@ -65,8 +65,8 @@ class TrainConfig:
     exclude_prefix: bool = opt(True, "pool over the prompt tokens too (sentence-transformers' include_prompt)",
                                flag="--include-prompt-in-pooling", deprecated=("--include-prefix-in-pooling",),
                                default_help="off, prompt tokens are excluded as in NV-Retriever")
-    query_max_length: int | None = opt(64, "query truncation in tokens (overrides --max-length)")
-    passage_max_length: int | None = opt(256, "passage truncation in tokens (overrides --max-length)")
+    query_max_length: int | None = opt(64, "query truncation in tokens while training (overrides --max-length); the saved model keeps the base model's own limit unless this is longer")
+    passage_max_length: int | None = opt(256, "passage truncation in tokens while training (overrides --max-length); saved as the query length is")
     lr: float = opt(2e-5, "peak learning rate (AdamW, linear decay)")
     warmup: float = opt(0.1, "warm-up: fraction of the steps if < 1, else steps")
     epochs: float = opt(1.0, "training epochs (fractions allowed)")

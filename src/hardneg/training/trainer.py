@@ -59,6 +59,13 @@ def load_student(config: TrainConfig) -> Any:
     return model
 
 
+def _on_cpu() -> bool:
+    """No GPU: the HF Trainer then needs ``use_cpu`` for bf16 (CPU autocast) instead of refusing it."""
+    import torch
+
+    return not torch.cuda.is_available()
+
+
 def _precision(name: str) -> str:
     """'auto' -> bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU."""
     if name != "auto":
@@ -90,13 +97,16 @@ def training_args(config: TrainConfig, ckpt_dir: Path) -> Any:
     from sentence_transformers.base.sampler import BatchSamplers
 
     prec = _precision(config.precision)
+    if prec == "fp16" and _on_cpu():
+        raise HardnegError("--precision fp16 needs a GPU; on a CPU use bf16 (autocast, fast where the CPU has "
+                           "bf16 instructions, e.g. AVX512-BF16 or AMX) or fp32")
     prompts, routes = column_settings(config)
     warmup = config.warmup if config.warmup < 1 else int(config.warmup)
     return SentenceTransformerTrainingArguments(
         output_dir=str(ckpt_dir), num_train_epochs=config.epochs, max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.lr, warmup_steps=warmup, lr_scheduler_type="linear", seed=config.seed,
-        data_seed=config.seed, bf16=prec == "bf16", fp16=prec == "fp16",
+        data_seed=config.seed, bf16=prec == "bf16", fp16=prec == "fp16", use_cpu=_on_cpu(),
         batch_sampler=BatchSamplers.NO_DUPLICATES, prompts=prompts or None, router_mapping=routes,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
         logging_steps=config.logging_steps, logging_first_step=True, report_to="none",
