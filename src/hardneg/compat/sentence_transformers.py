@@ -122,11 +122,12 @@ def mine_hard_negatives(
 
     How the candidates of one anchor become negatives (the peer's semantics, in this order):
 
-    1. **retrieval**: the top ``range_max + max_positives`` corpus texts by the model's cosine
+    1. **retrieval**: the top ``range_max + max_positives + 1`` corpus texts by the model's cosine
        similarity (``max_positives``: the most rows any one anchor has in ``dataset``); with
        ``cross_encoder`` they are rescored and re-ranked by it, and every threshold below applies to
        the cross-encoder's scores;
-    2. **positives** are removed by id: every positive of the same anchor text, wherever it ranks;
+    2. **positives** are removed by id: every positive of the same anchor text, wherever it ranks; so is
+       the anchor's own text when the corpus holds it (unless it is one of its positives);
     3. **score rules**, each inclusive as the peer's: ``absolute_margin`` m drops ``s + m > p``;
        ``relative_margin`` r drops ``s > p - |p| * r`` (sign-safe; 0.05 is NV-Retriever's
        TopK-PercPos 95%); ``max_score`` drops ``s > max_score``; ``min_score`` drops ``s < min_score``.
@@ -166,7 +167,7 @@ def mine_hard_negatives(
         >>> # info.stats["short"]: each of them, [{"row": input row, "anchor": ..., "negatives": found, ...}]
         >>> # info.result.rows: the mined rows as ids (hardneg.write_negatives(path, info.result, info.config))
 
-    Where this differs from sentence-transformers 6.2 (each on purpose; rows are otherwise the same):
+    Where this differs from sentence-transformers 6.3 (each on purpose; rows are otherwise the same):
 
     * **No row disappears unreported.** The peer's n-tuple output silently drops every row short of
       ``num_negatives`` (and its labeled-list / triplet output rows with no negative), saying at most
@@ -180,8 +181,8 @@ def mine_hard_negatives(
       only ``range_min`` / ``range_max`` (rank cuts) can still leave one out. As in the peer, the format
       becomes ``"n-tuple"`` and the positive may appear among the ``negative_i`` columns (a ranking for
       reranker evaluation); hardneg's extras (method, selection, teachers, judge) are refused with it.
-    * **cross_encoder** is always used when given. The peer rescored only when a margin or score rule
-      was set and otherwise silently ignored it.
+    * **cross_encoder** is always used when given, as in the peer since 6.3 (6.2 and earlier rescored
+      only when a margin or score rule was set and otherwise silently ignored it).
     * **sampling_strategy="random"** is seeded (``seed``): the same call gives the same rows. The peer
       draws from Python's global ``random`` state (different rows each run), so random rows agree
       with it only in distribution: same window, same count, score order.
@@ -192,8 +193,8 @@ def mine_hard_negatives(
       ``positive_column_name`` that is not a column (the peer silently uses the first / second
       column), a ``sampling_strategy`` other than "top" / "random" (the peer ignores it), a non-string
       anchor or positive, ``num_negatives`` not below the corpus size.
-    * **Counts**: each removed candidate is counted once, by the rule that removed it (the peer's
-      ``min_score`` count also re-counts candidates earlier rules or positives had removed).
+    * **Counts**: each removed candidate is counted once, by the rule that removed it (as the peer's
+      ``min_score`` count does since 6.3); positives, padding and the anchor's own text are counted too.
     * **Caching**: ``cache_folder`` is hardneg's cache root (``embeddings/``, ``pools/``), keyed by the
       weights' hash, prompts and texts; a second call with other rules re-uses the embeddings *and*
       the candidate pools. The peer's ``.npy`` files there are not read. Without ``cache_folder``
@@ -265,10 +266,12 @@ def mine_hard_negatives(
                              max_positives=max_positives, filtered=filtered)
     if range_max is None:
         log.info("range_max set to %d from the parameters", rmax)
-    depth = rmax + max_positives  # room for every positive (the peer's range_max + max_positives, #3872)
+    # room for every positive and for the anchor's own text (the peer's range_max + max_positives + 1, 6.3)
+    depth = rmax + max_positives + 1
     config = _mine_config(method, selection, num_negatives, depth, seed, mine_options)
     rules = PeerRules(rmax, num_negatives, range_min, max_score, min_score, args.absolute_margin, relative_margin,
-                      args.include_positives, sampling_strategy, method, config.filter_params(), seed)
+                      args.include_positives, sampling_strategy, method, config.filter_params(), seed,
+                      exclude_anchor_text=True)
     prompts = {"query_prompt": query_prompt, "query_prompt_name": query_prompt_name, "corpus_prompt": corpus_prompt,
                "corpus_prompt_name": corpus_prompt_name}
     with ExitStack() as stack:

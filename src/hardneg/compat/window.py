@@ -5,7 +5,9 @@ chain (``mining.filters.run_chain``: every removal counted once, by the rule tha
 cuts the peer's rank window, returning a compacted pool that ``mining.mine`` selects from:
 
 1. padding; the query's known positives, by corpus row (all positives of the anchor text), unless
-   ``include_positives``;
+   ``include_positives``; the anchor's own text when the corpus holds it (``exclude_anchor_text``: the
+   drop-in's ids are text hashes, so the corpus row whose id is the query id), unless it is one of the
+   anchor's positives (sentence-transformers >= 6.3);
 2. ``absolute_margin``: drop ``s + m > p``; ``relative_margin``: drop ``s > p - |p| * r`` (sign-safe);
    ``max_score``: drop ``s > max_score``; ``min_score``: drop ``s < min_score`` — inclusive
    thresholds, as the peer's; ``p`` is the query's *lowest* positive score; a hardneg ``method``
@@ -55,6 +57,7 @@ class PeerRules:
     method: str | None = None          # a hardneg filter (mining.filters.METHODS) after the peer's rules
     method_params: dict = field(default_factory=dict)
     seed: int = 42
+    exclude_anchor_text: bool = False  # drop the corpus row whose id is the query id (ids are text hashes)
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLING:
@@ -139,6 +142,9 @@ def apply_rules(cand: Candidates, data, known: dict[str, list[str]], rules: Peer
         exempt = ~not_positive(cand.doc_idx, pos_rows)
     else:
         steps.append(("positive", lambda m: not_positive(cand.doc_idx, pos_rows)))
+    if rules.exclude_anchor_text:
+        own = [{index[q]} if q in index and index[q] not in rows else set() for q, rows in zip(cand.qids, pos_rows)]
+        steps.append(("anchor_text", lambda m: not_positive(cand.doc_idx, own)))
     alive, removed = run_chain(s.shape, steps + _score_steps(s, p, exempt, rules))
     totals = {k: int(v.sum()) for k, v in removed.items()}
     for k in ("range_min", "range_max", "random"):
