@@ -9,5 +9,10 @@ PY=${PYTHON:-python3}
 python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # Set TORCH_INDEX_URL (e.g. PyTorch's CPU wheel index) to choose where torch comes from.
 python -m pip install -q "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
-python -m pip install -q -e ".[dev]"
+# scripts/constraints.txt: the tested versions (HARDNEG_UNPINNED=1: the newest pyproject.toml allows)
+if [ -n "${HARDNEG_UNPINNED:-}" ]; then
+  python -m pip install -q -e ".[dev]"
+else
+  python -m pip install -q -e ".[dev]" -c scripts/constraints.txt
+fi
 echo "hardneg installed in .venv ($(python -c 'import hardneg; print(hardneg.__version__)'))"
