@@ -288,6 +288,7 @@ def test_row_variants_parse_and_plan_training_and_selection_settings():
     from hardneg.experiment.config import row_parts, train_variant
 
     assert row_parts("percpos:0.95+judge+simans+kl") == ("percpos:0.95", ("judge", "simans", "kl"))
+    assert row_parts("percpos:0.95+deepen+kl") == ("percpos:0.95", ("deepen", "kl"))
     assert train_variant("percpos:0.95+refresh+bucket", 0.25) == {"refresh_every": 0.25, "bucket_batches": True}
     for bad, msg in [("percpos:0.95+kl+margin-mse", "choose one"), ("naive+judge+relabel", "choose one"),
                      ("naive+kl+kl", "repeated"), ("naive+klx", "unknown method variant 'klx'")]:
@@ -322,6 +323,19 @@ def test_a_bucket_and_simans_row_trains_end_to_end(tiny_beir, tiny_model, tmp_pa
     (cell,) = res["cells"]
     assert cell["spec"]["mine"]["selection"] == "simans" and cell["spec"]["train_extra"] == {"bucket_batches": True}
     assert cell["train"]["steps"] >= 1 and 0.0 <= cell["metrics"]["ndcg@10"] <= 1.0
+
+
+def test_a_deepen_row_fills_the_rows_its_plain_twin_leaves_short(tiny_beir, tiny_model, tmp_path):
+    # at depth 5 of the 6-passage corpus the random model's percpos leaves 3 of 4 rows short; "+deepen"
+    # re-searches them over the whole corpus
+    cfg = _tiny_config(tiny_beir, tiny_model, tmp_path, methods=("percpos:0.95", "percpos:0.95+deepen"),
+                       references=(), fn_probe_data=None, depth=5, num_negatives=1)
+    res = run_ablation(cfg, tmp_path / "run", progress=False, plots=False)
+    plain, deep = (next(c for c in res["cells"] if c["row"] == r) for r in ("percpos:0.95", "percpos:0.95+deepen"))
+    assert deep["spec"]["mine"]["on_shortfall"] == "deepen" and "on_shortfall" not in plain["spec"]["mine"]
+    short = lambda c: c["mining"]["summary"]["short_rows"]  # noqa: E731
+    assert short(plain) == 3 and short(deep) < short(plain)
+    assert deep["mining"]["stats"]["shortfall"]["max_depth"] == 6 and deep["train"]["steps"] >= 1
 
 
 def test_a_refresh_row_remines_with_the_student_and_records_the_rounds(tiny_beir, tiny_model, tmp_path):

@@ -11,7 +11,8 @@ built-in recipe in ``hardneg/recipes/ablation-<name>.toml``)::
                                   # + "+judge" (agreement judge, remove) or "+relabel" (judge, relabel)
                                   # + "+simans" (SimANS selection), "+kl" / "+margin-mse" (distillation from
                                   #   the teacher scores), "+refresh" (re-mine with the student every
-                                  #   refresh_every), "+bucket" (length-bucketed batches); combinable
+                                  #   refresh_every), "+bucket" (length-bucketed batches), "+deepen"
+                                  #   (re-search short queries deeper until full); combinable
     judge_voters = ["bm25"]       # teachers that vote in the judge of "+judge" / "+relabel" rows
     references = ["base"]         # base | random | inbatch | peer
     seeds = [0]
@@ -38,6 +39,7 @@ METHOD_PARAM = {"naive": None, "shifted": ("shift", int), "abs": ("max_score", f
 REFERENCES = ("base", "random", "inbatch", "peer")  # peer: sentence-transformers' mine_hard_negatives + MNRL
 VARIANTS = {"judge": "remove", "relabel": "relabel"}  # "percpos:0.95+judge": the method, then the judge's action
 SELECT_VARIANTS = ("simans",)  # "+simans": SimANS sampling instead of the recipe's selection
+MINE_VARIANTS = ("deepen",)  # "+deepen": rows short of num_negatives are re-searched at doubling depth (on_shortfall)
 TRAIN_VARIANTS = ("kl", "margin-mse", "refresh", "bucket")  # distillation, re-mining with the student, bucketed batches
 LABELS = ("full", "sparse")  # sparse: one known positive per training query, the others held out
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -74,7 +76,7 @@ def row_parts(spec: str) -> tuple[str, tuple[str, ...]]:
     (('percpos:0.95', ('judge', 'kl')), ('naive', ()))
     """
     method, *parts = spec.split("+")
-    known = (*VARIANTS, *SELECT_VARIANTS, *TRAIN_VARIANTS)
+    known = (*VARIANTS, *SELECT_VARIANTS, *MINE_VARIANTS, *TRAIN_VARIANTS)
     for part in parts:
         if part not in known:
             raise HardnegError(f"unknown method variant {part!r} in {spec!r}; use one of "

@@ -27,8 +27,8 @@ from typing import Any, Callable
 
 from hardneg.core.files import read_json, write_json
 from hardneg.core.provenance import write_meta
-from hardneg.experiment.config import (VARIANTS, AblationConfig, method_settings, select_variant, split_variant,
-                                       train_variant)
+from hardneg.experiment.config import (VARIANTS, AblationConfig, method_settings, row_parts, select_variant,
+                                       split_variant, train_variant)
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,10 @@ def _variant_spec(cfg: AblationConfig, spec: str, mine: dict) -> dict:
     """The mining settings of a row (its ``+simans`` selection) and, only when it has training variants,
     ``train_extra`` (TrainConfig settings): a row without variants keeps the ids of before."""
     select = select_variant(spec)
-    out: dict[str, Any] = {"mine": {**mine, "selection": select} if select else mine}
+    mine = {**mine, "selection": select} if select else mine
+    if "deepen" in row_parts(spec)[1]:
+        mine = {**mine, "on_shortfall": "deepen"}
+    out: dict[str, Any] = {"mine": mine}
     extra = train_variant(spec, cfg.refresh_every)
     if extra:
         out["train_extra"] = extra
@@ -184,8 +187,9 @@ def run_cell(cell: Cell, stages) -> dict[str, Any]:
                 method = method_settings(split_variant(cell.row)[0])
                 judge = cell.spec.get("judge")
                 select = cell.spec["mine"]["selection"] if select_variant(cell.row) else None
+                deepen = {"on_shortfall": "deepen"} if cell.spec["mine"].get("on_shortfall") == "deepen" else {}
                 negatives, rows, stats = timed("mine", lambda: stages.mine(cell.teacher, method, cell.seed, cell.id,
-                                                                           judge=judge, select=select))
+                                                                           judge=judge, select=select, **deepen))
                 if judge is not None:
                     rec["judge"] = stats.get("judge")
             rec["mining"] = mining_record(rows, stats, stages.cfg.num_negatives)

@@ -127,9 +127,10 @@ class Stages:
         return MineConfig(**method, num_negatives=self.cfg.num_negatives, select=select or self.cfg.selection,
                           depth=self.cfg.depth, seed=seed, **extra)
 
-    def mine(self, teacher: str, method: dict, seed: int, cell_id: str,
-             judge: dict | None = None, select: str | None = None) -> tuple[Path, list[dict], dict]:
+    def mine(self, teacher: str, method: dict, seed: int, cell_id: str, judge: dict | None = None,
+             select: str | None = None, on_shortfall: str | None = None) -> tuple[Path, list[dict], dict]:
         """Mine the training split; returns (negatives.jsonl path, rows as dicts, miner stats).
+        ``on_shortfall``: a "+deepen" row's "deepen" (else MineConfig's default, "keep").
 
         ``judge``: ``{"judge", "false_negatives", "voters", "judge_min_votes", "judge_frac"}`` of a
         "+judge" / "+relabel" row (the voters' pools come from the same caches)."""
@@ -141,6 +142,8 @@ class Stages:
         data = self.train_data
         if self.cfg.labels == "sparse":  # same anchors as train_data's qrels; held-out judgements visible to the judge
             data, judge = self.anchor_data, {**judge, "anchor_only": True}
+        if on_shortfall:
+            judge["on_shortfall"] = on_shortfall
         config = self.mine_config(method, seed, select, **judge)
         result = mine(data, [self.teacher(teacher, seed)], config, voters=voters)
         path = write_negatives(self.work / cell_id / "negatives.jsonl", result, config)
