@@ -11,7 +11,8 @@ built-in recipe in ``hardneg/recipes/ablation-<name>.toml``)::
                                   # + "+judge" (agreement judge, remove) or "+relabel" (judge, relabel)
                                   # + "+simans" (SimANS selection), "+kl" / "+margin-mse" (distillation from
                                   #   the teacher scores), "+refresh" (re-mine with the student every
-                                  #   refresh_every), "+bucket" (length-bucketed batches), "+deepen"
+                                  #   refresh_every), "+bucket" (length-bucketed batches), "+bf16" (bf16
+                                  #   autocast training), "+deepen"
                                   #   (re-search short queries deeper until full); combinable
     judge_voters = ["bm25"]       # teachers that vote in the judge of "+judge" / "+relabel" rows
     references = ["base"]         # base | random | inbatch | peer
@@ -40,7 +41,8 @@ REFERENCES = ("base", "random", "inbatch", "peer")  # peer: sentence-transformer
 VARIANTS = {"judge": "remove", "relabel": "relabel"}  # "percpos:0.95+judge": the method, then the judge's action
 SELECT_VARIANTS = ("simans",)  # "+simans": SimANS sampling instead of the recipe's selection
 MINE_VARIANTS = ("deepen",)  # "+deepen": rows short of num_negatives are re-searched at doubling depth (on_shortfall)
-TRAIN_VARIANTS = ("kl", "margin-mse", "refresh", "bucket")  # distillation, re-mining with the student, bucketed batches
+TRAIN_VARIANTS = ("kl", "margin-mse", "refresh", "bucket", "bf16")  # distillation, re-mining with the student,
+# bucketed batches, bf16 autocast training (fast on CPUs with AVX512-BF16 / AMX; weights stay fp32)
 LABELS = ("full", "sparse")  # sparse: one known positive per training query, the others held out
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -106,6 +108,8 @@ def train_variant(spec: str, refresh_every: float) -> dict[str, Any]:
 
     >>> train_variant("percpos:0.95+margin-mse+bucket", 0.5)
     {'distill': 'margin-mse', 'bucket_batches': True}
+    >>> train_variant("percpos:0.95+bucket+bf16", 0.5)
+    {'bucket_batches': True, 'precision': 'bf16'}
     """
     out: dict[str, Any] = {}
     for part in row_parts(spec)[1]:
@@ -115,6 +119,8 @@ def train_variant(spec: str, refresh_every: float) -> dict[str, Any]:
             out["refresh_every"] = refresh_every
         elif part == "bucket":
             out["bucket_batches"] = True
+        elif part == "bf16":
+            out["precision"] = "bf16"
     return out
 
 
