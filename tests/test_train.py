@@ -227,15 +227,24 @@ def test_relabelled_rows_codes_and_the_no_consumer_error(tiny_beir, tmp_path):
         build_examples(Source(str(tiny_beir), str(path)), num_negatives=1, relabeled_rows=False)
 
 
-def test_bf16_trains_on_cpu_with_autocast_and_saves_fp32_weights(tiny_model, tiny_beir, negs, tmp_path):
-    """--precision bf16 on a machine without a GPU is CPU autocast (it used to stop in TrainingArguments);
-    fp16 there is a clear error."""
+def test_bf16_trains_on_cpu_with_autocast_and_saves_fp32_weights(tiny_model, tiny_beir, negs, tmp_path,
+                                                                   monkeypatch, caplog):
+    """--precision bf16 on a machine without a GPU is CPU autocast (it used to stop in TrainingArguments),
+    with a warning where the CPU lacks bf16 instructions; fp16 there is a clear error."""
+    import logging
+
     from safetensors.numpy import load_file
+
+    import hardneg.training.trainer as trainer
+
+    monkeypatch.setattr(trainer, "cpu_has_bf16", lambda: False)
 
     out = tmp_path / "bf16"
     base = ["train", "--model", str(tiny_model), "--data", str(tiny_beir), "--negatives", str(negs),
             "--num-negatives", "1", "--batch-size", "2", "--lr", "1e-3", "--max-steps", "2"]
-    assert main([*base, "--output", str(out), "--precision", "bf16"]) == 0 and is_finished(out)
+    with caplog.at_level(logging.WARNING, "hardneg.training.trainer"):
+        assert main([*base, "--output", str(out), "--precision", "bf16"]) == 0 and is_finished(out)
+    assert "without bf16 instructions" in caplog.text
     weights = load_file(str(next(out.rglob("model.safetensors"))))
     assert {str(w.dtype) for w in weights.values()} == {"float32"}
     assert main([*base, "--output", str(tmp_path / "fp16"), "--precision", "fp16"]) == 2

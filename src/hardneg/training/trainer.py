@@ -66,6 +66,23 @@ def _on_cpu() -> bool:
     return not torch.cuda.is_available()
 
 
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool | None:
+    """Whether the CPU has bf16 matrix instructions (``avx512_bf16`` or ``amx_bf16`` in /proc/cpuinfo's
+    flags); None where that cannot be read. Without them bf16 autocast is emulated and far slower than fp32
+    (measured on a 2-vCPU AVX2 EPYC: a MiniLM 64x128 fwd+bwd step 9.9 s fp32, bf16 over 60 s).
+
+    >>> cpu_has_bf16("flags : fpu avx2 avx512f avx512_bf16"), cpu_has_bf16("flags : fpu avx2"), cpu_has_bf16("")
+    (True, False, None)
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    flags = {f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16"}) if flags else None
+
+
 def _precision(name: str) -> str:
     """'auto' -> bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU."""
     if name != "auto":
@@ -100,6 +117,9 @@ def training_args(config: TrainConfig, ckpt_dir: Path) -> Any:
     if prec == "fp16" and _on_cpu():
         raise HardnegError("--precision fp16 needs a GPU; on a CPU use bf16 (autocast, fast where the CPU has "
                            "bf16 instructions, e.g. AVX512-BF16 or AMX) or fp32")
+    if prec == "bf16" and _on_cpu() and cpu_has_bf16() is False:
+        log.warning("--precision bf16 on a CPU without bf16 instructions (no avx512_bf16 / amx_bf16 flag): "
+                    "autocast is emulated and much slower than fp32; use --precision fp32 here")
     prompts, routes = column_settings(config)
     warmup = config.warmup if config.warmup < 1 else int(config.warmup)
     return SentenceTransformerTrainingArguments(
