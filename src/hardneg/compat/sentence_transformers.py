@@ -8,7 +8,6 @@ model, ``RescoredTeacher`` for the cross-encoder), the peer's rules run as a cou
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
 import time
@@ -20,11 +19,12 @@ import numpy as np
 
 from hardneg.compat.st_encoder import LoadedSTEncoder, model_name, weights_digest
 from hardneg.compat.st_args import DropinArgs, check_args
+from hardneg.compat.st_data import TextCorpus, text_id, to_data  # noqa: F401  (text_id, TextCorpus: public here)
 from hardneg.compat.tables import to_columns
 from hardneg.compat.window import PeerRules, apply_rules, resolve_range_max
 from hardneg.core.errors import HardnegError
 from hardneg.data.negatives import NegRow
-from hardneg.data.types import Corpus, RetrievalData
+from hardneg.data.types import RetrievalData
 from hardneg.encode.base import Encoder
 from hardneg.mining.config import MineConfig
 from hardneg.mining.mine import MineResult, mine
@@ -35,14 +35,6 @@ from hardneg.scale.engine import DEFAULT_SHARD_ROWS, EngineConfig
 log = logging.getLogger(__name__)
 
 _SET_BY_DROPIN = {"method", "select", "num_negatives", "on_shortfall", "depth", "seed"}  # mine_options may not
-
-
-class TextCorpus(Corpus):
-    """A corpus whose passage text is the text exactly as given (no title join, no strip), so the
-    vectors and the output rows are the caller's strings."""
-
-    def passage_texts_at(self, row: int) -> str:
-        return self.texts[row]
 
 
 @dataclass
@@ -56,15 +48,6 @@ class DropinInfo:
     result: MineResult
     data: RetrievalData
     config: MineConfig
-
-
-def text_id(text: str) -> str:
-    """The id of a text: 24 hex characters of its UTF-8 sha256 (identical texts share one id).
-
-    >>> text_id("Paris")
-    '5dd272b4f316b776a7b8e3d0'
-    """
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
 def mine_hard_negatives(
@@ -258,7 +241,7 @@ def mine_hard_negatives(
                       as_triplets, margin, absolute_margin, include_positives, range_min, range_max,
                       num_negatives, sampling_strategy, batch_size, faiss_batch_size, use_faiss, use_multi_process,
                       on_shortfall, method, selection, teachers, judge, voters)
-    data, pair_rows, max_positives = _to_data(dataset, args.anchor, args.positive, corpus)
+    data, pair_rows, max_positives = to_data(dataset, args.anchor, args.positive, corpus)
     known = {q: data.relevant(q) for q in data.query_ids()}
     filtered = any(v is not None for v in (args.absolute_margin, relative_margin, max_score)) or (
         cross_encoder is not None and min_score is not None) or method not in (None, "naive")
@@ -299,34 +282,6 @@ def mine_hard_negatives(
     _report(stats, args, verbose)
     out = Dataset.from_dict(table.cols)
     return (out, DropinInfo(stats, result, data, config)) if return_stats else out
-
-
-def _to_data(dataset, anchor: str, positive: str, corpus) -> tuple[RetrievalData, dict, int]:
-    """The pairs as hardneg data with text ids: corpus = ``corpus`` + positives, deduplicated in order
-    (the peer's ``dict.fromkeys``); returns (data, {(qid, doc id): first input row}, max rows per anchor)."""
-    queries, positives = list(dataset[anchor]), list(dataset[positive])
-    for name, col in ((anchor, queries), (positive, positives)):
-        bad = next((i for i, v in enumerate(col) if not isinstance(v, str)), None)
-        if bad is not None:
-            raise HardnegError(f"row {bad} of column {name!r} is {col[bad]!r}, not a text: fix or filter the dataset")
-    extra = list(corpus) if corpus is not None else []
-    if any(not isinstance(t, str) for t in extra):
-        raise HardnegError("corpus must be a list of texts (str)")
-    texts = list(dict.fromkeys(extra + positives))
-    ids = [text_id(t) for t in texts]
-    if len(set(ids)) != len(ids):
-        raise HardnegError("two different corpus texts share a 96-bit id: report this (hardneg text_id)")
-    qrels: dict[str, dict[str, int]] = {}
-    qtexts: dict[str, str] = {}
-    pair_rows: dict[tuple[str, str], int] = {}
-    for i, (q, p) in enumerate(zip(queries, positives)):
-        qid, did = text_id(q), text_id(p)
-        qtexts[qid] = q
-        qrels.setdefault(qid, {})[did] = 1
-        pair_rows.setdefault((qid, did), i)
-    max_positives = max(Counter(queries).values())
-    data = RetrievalData(TextCorpus(ids, [""] * len(ids), texts), qtexts, qrels, "train", source="datasets.Dataset")
-    return data, pair_rows, max_positives
 
 
 def default_engine(n_passages: int) -> EngineConfig:

@@ -12,8 +12,8 @@ built-in recipe in ``hardneg/recipes/ablation-<name>.toml``)::
                                   # + "+simans" (SimANS selection), "+kl" / "+margin-mse" (distillation from
                                   #   the teacher scores), "+refresh" (re-mine with the student every
                                   #   refresh_every), "+bucket" (length-bucketed batches), "+bf16" (bf16
-                                  #   autocast training), "+deepen"
-                                  #   (re-search short queries deeper until full); combinable
+                                  #   autocast training), "+deepen" (re-search short queries deeper until
+                                  #   full); combinable
     judge_voters = ["bm25"]       # teachers that vote in the judge of "+judge" / "+relabel" rows
     references = ["base"]         # base | random | inbatch | peer
     seeds = [0]
