@@ -42,7 +42,7 @@ def register(subparsers) -> None:
                    "recipes)")
     g.add_argument("--student", help="model to fine-tune, e.g. minilm or a folder" + recipe)
     g.add_argument("--teacher", dest="teachers", action=ListAction, metavar="MODEL",
-                   help="teachers minilm, bm25, random or a model: repeat the flag or give a comma list, as in mine "
+                   help="teachers minilm, bm25, random, fuse:minilm+bm25 (hybrid) or a model: repeat the flag or give a comma list, as in mine "
                         "and tune" + recipe)
     add_alias(g, "--teachers", of="--teacher")
     g.add_argument("--methods", action=ListAction, metavar="SPECS",

@@ -105,8 +105,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("mine", help=SUMMARY, description=DESCRIPTION, epilog=mapping_epilog(),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", action=ListAction, required=True, metavar="MODEL",
-                   help="teacher: a model path/alias (e.g. minilm), 'bm25' or 'random'; several (an ensemble): "
-                        "repeat the flag or give a comma list, as in tune and ablate")
+                   help="teacher: a model path/alias (e.g. minilm), 'bm25', 'random', or 'fuse:minilm+bm25' (one hybrid "
+                        "teacher: the pools fused by per-query z-scores; 'fuse:minilm=2+bm25' weighs them 2:1); several "
+                        "(an ensemble): repeat the flag or give a comma list, as in tune and ablate")
     p.add_argument("--judge-teacher", action=ListAction, default=(), metavar="MODEL",
                    help="a teacher that only votes in the agreement judge (its candidates are never negatives), "
                         "e.g. bm25 judging a dense teacher; repeat or comma list (default: none)")

@@ -10,7 +10,7 @@ built-in recipe in ``hardneg/recipes/ablation-<name>.toml``)::
     methods = ["naive", "percpos:0.95"]   # naive | shifted:N | abs:T | marginpos:M | percpos:P
                                   # + "+judge" (agreement judge, remove) or "+relabel" (judge, relabel)
                                   # + "+simans" (SimANS selection), "+kl" / "+margin-mse" (distillation from
-                                  #   the teacher scores), "+refresh" (re-mine with the student every
+                                  #   the teacher scores; "+kl-only": the KL term without InfoNCE), "+refresh" (re-mine with the student every
                                   #   refresh_every), "+bucket" (length-bucketed batches), "+bf16" (bf16
                                   #   autocast training), "+deepen" (re-search short queries deeper until
                                   #   full); combinable
@@ -41,8 +41,9 @@ REFERENCES = ("base", "random", "inbatch", "peer")  # peer: sentence-transformer
 VARIANTS = {"judge": "remove", "relabel": "relabel"}  # "percpos:0.95+judge": the method, then the judge's action
 SELECT_VARIANTS = ("simans",)  # "+simans": SimANS sampling instead of the recipe's selection
 MINE_VARIANTS = ("deepen",)  # "+deepen": rows short of num_negatives are re-searched at doubling depth (on_shortfall)
-TRAIN_VARIANTS = ("kl", "margin-mse", "refresh", "bucket", "bf16")  # distillation, re-mining with the student,
+TRAIN_VARIANTS = ("kl", "kl-only", "margin-mse", "refresh", "bucket", "bf16")  # distillation, re-mining with the student,
 # bucketed batches, bf16 autocast training (fast on CPUs with AVX512-BF16 / AMX; weights stay fp32)
+DISTILL_VARIANTS = ("kl", "kl-only", "margin-mse")  # kl-only: the KL term alone, no InfoNCE (soft labels only)
 LABELS = ("full", "sparse")  # sparse: one known positive per training query, the others held out
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -85,7 +86,7 @@ def row_parts(spec: str) -> tuple[str, tuple[str, ...]]:
                                + ", ".join(f"+{v}" for v in known))
     if len(parts) != len(set(parts)):
         raise HardnegError(f"a variant is repeated in {spec!r}")
-    for group in (tuple(VARIANTS), ("kl", "margin-mse")):
+    for group in (tuple(VARIANTS), DISTILL_VARIANTS):
         if sum(p in group for p in parts) > 1:
             raise HardnegError(f"{spec!r} combines {' and '.join('+' + p for p in parts if p in group)}: choose one")
     method_settings(method)
@@ -108,13 +109,15 @@ def train_variant(spec: str, refresh_every: float) -> dict[str, Any]:
 
     >>> train_variant("percpos:0.95+margin-mse+bucket", 0.5)
     {'distill': 'margin-mse', 'bucket_batches': True}
-    >>> train_variant("percpos:0.95+bucket+bf16", 0.5)
-    {'bucket_batches': True, 'precision': 'bf16'}
+    >>> train_variant("percpos:0.95+bucket+bf16", 0.5), train_variant("naive+kl-only", 0.5)
+    ({'bucket_batches': True, 'precision': 'bf16'}, {'distill': 'kl', 'distill_only': True})
     """
     out: dict[str, Any] = {}
     for part in row_parts(spec)[1]:
         if part in ("kl", "margin-mse"):
             out["distill"] = part
+        elif part == "kl-only":
+            out.update(distill="kl", distill_only=True)
         elif part == "refresh":
             out["refresh_every"] = refresh_every
         elif part == "bucket":

@@ -84,11 +84,20 @@ def _trained_cells(cfg: AblationConfig, data_fp: str, mine: dict) -> list[Cell]:
             if cfg.teacher_max_length is not None:  # the same teacher as ours: same truncation
                 peer["max_length"] = cfg.teacher_max_length
             cells += [Cell("peer", f"st-mine relative_margin={cfg.peer_relative_margin:g}", t, seed,
-                           {**train, "peer": peer}) for t in cfg.teachers if t not in ("bm25", "random")]
+                           {**train, "peer": peer}) for t in cfg.teachers if peer_can_mine(t)]
     # seed-major: a run stopped part-way has every row for its first seeds, not one row for all seeds
     cells += [Cell("method", m, t, seed, {**train, **_variant_spec(cfg, m, mine), **_judge_spec(cfg, m)})
               for seed in cfg.seeds for t in cfg.teachers for m in cfg.methods]
     return cells
+
+
+def peer_can_mine(teacher: str) -> bool:
+    """sentence-transformers' ``mine_hard_negatives`` takes one embedding model: no BM25, random or fused teacher.
+
+    >>> [peer_can_mine(t) for t in ("minilm", "bm25", "fuse:minilm+bm25")]
+    [True, False, False]
+    """
+    return teacher not in ("bm25", "random") and not teacher.startswith("fuse:")
 
 
 def _variant_spec(cfg: AblationConfig, spec: str, mine: dict) -> dict:

@@ -129,7 +129,7 @@ def build_dataset(config: TrainConfig) -> tuple[Any, list[dict[str, Any]], Codes
 # --- teacher scores for --distill ---------------------------------------------------------------------
 
 SCORE_UNIT = DISTILL_SCORE_UNIT
-NORMALISED_TEACHERS = {"bm25": "bm25s:", "cross-encoder": "rescored:"}  # kind -> teacher fingerprint prefix
+NORMALISED_TEACHERS = {"bm25": "bm25s:", "cross-encoder": "rescored:", "fused": "fuse:"}  # kind -> teacher fingerprint prefix
 
 
 @dataclass(frozen=True)

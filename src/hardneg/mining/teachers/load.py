@@ -14,6 +14,7 @@ from hardneg.encode.base import ENCODER_BACKENDS
 from hardneg.mining.candidates import Teacher
 from hardneg.mining.teachers.bm25 import BM25Teacher
 from hardneg.mining.teachers.dense import DenseTeacher
+from hardneg.mining.teachers.fused import FUSE_PREFIX, FusedTeacher, parse_fuse_spec
 from hardneg.mining.teachers.pool_cache import short_hash
 from hardneg.mining.teachers.rescored import RescoredTeacher
 from hardneg.mining.teachers.uniform import RandomTeacher
@@ -78,7 +79,8 @@ def unused_settings(specs, settings: TeacherSettings) -> list[str]:
 
 def load_teacher(spec: str, settings: TeacherSettings | None = None, *, seed: int = 42, engine=None,
                  **overrides) -> Teacher:
-    """``"bm25"``, ``"random"`` or any model ``hardneg.encode.load_encoder`` accepts.
+    """``"bm25"``, ``"random"``, any model ``hardneg.encode.load_encoder`` accepts, or ``"fuse:A+B[+...]"``
+    (``"fuse:minilm=2+bm25"`` with weights): those teachers fused by per-query z-scores (``FusedTeacher``).
 
     ``settings`` (default ``TeacherSettings()``) with ``overrides`` (its field names, e.g.
     ``cache_dir=...``) replaced. Dense models load lazily (only when a pool is not cached); a spec
@@ -88,8 +90,12 @@ def load_teacher(spec: str, settings: TeacherSettings | None = None, *, seed: in
     """
     s = replace(settings or TeacherSettings(), **overrides)
     cache_dir = s.cache_dir
-    if spec == "bm25":
-        teacher: Teacher = BM25Teacher(cache_dir=cache_dir)
+    if spec.startswith(FUSE_PREFIX):
+        names, weights = parse_fuse_spec(spec)
+        parts = [load_teacher(n, replace(s, rescore_with=None), seed=seed, engine=engine) for n in names]
+        teacher: Teacher = FusedTeacher(parts, weights, name=spec, cache_dir=cache_dir)
+    elif spec == "bm25":
+        teacher = BM25Teacher(cache_dir=cache_dir)
     elif spec == "random":
         teacher = RandomTeacher(seed, cache_dir=cache_dir)
     else:
