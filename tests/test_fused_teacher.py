@@ -85,3 +85,22 @@ def test_fused_teacher_mines_and_keeps_positives_out(tiny_beir, tmp_path):
         assert all(x == "fuse:bm25+random" for x in row.neg_teachers)
     with pytest.raises(HardnegError, match="two or more"):
         FusedTeacher([BM25Teacher(cache=False)])
+
+
+def test_mine_command_takes_a_fused_teacher_and_distill_reads_it_as_normalised(tiny_beir, tmp_path):
+    import json
+
+    from hardneg.cli.main import main
+    from hardneg.core.provenance import meta_path
+    from hardneg.data.negatives import read_negatives
+    from hardneg.training.examples import teacher_kind
+
+    out = tmp_path / "neg.jsonl"
+    assert main(["mine", "--teacher", "fuse:bm25+random", "--data", str(tiny_beir), "--output", str(out),
+                 "--num-negatives", "2", "--method", "naive", "--cache-dir", str(tmp_path / "cache")]) == 0
+    meta = json.loads(meta_path(out).read_text())
+    assert [t["name"] for t in meta["teachers"]] == ["fuse:bm25+random"]
+    assert meta["teachers"][0]["fingerprint"].startswith("fuse:z:")
+    rows = read_negatives(out)
+    assert rows and all(len(r.neg_ids) == 2 for r in rows)
+    assert teacher_kind(out, rows) == ("fuse:bm25+random", "fused")  # --distill z-scores its scores per row
