@@ -51,6 +51,25 @@ def test_onnx_fp32_agrees_with_torch_and_int8_is_close(tiny_model, st_vectors, t
     assert int8.model_path.name == "model.int8.onnx" and int8.model_path.parent == onnx.model_path.parent
 
 
+@pytest.mark.parametrize("pooling", [None, "mean"])
+def test_torch_bf16_is_close_to_fp32_returns_fp32_and_is_keyed_apart(tiny_model, st_vectors, tmp_path, pooling):
+    fp32 = load_encoder(str(tiny_model), pooling=pooling, cache_dir=tmp_path)
+    bf16 = load_encoder(str(tiny_model), backend="torch-bf16", pooling=pooling, cache_dir=tmp_path)
+    got = bf16.encode_passages(TEXTS)
+    assert got.dtype == np.float32 and got.shape == st_vectors.shape
+    assert 0.98 < cos(got, st_vectors).min() and not np.array_equal(got, fp32.encode_passages(TEXTS))  # bf16 ran
+    assert bf16.fingerprint != fp32.fingerprint  # never served from the fp32 embedding cache, nor it from this
+
+
+def test_torch_bf16_warns_on_a_cpu_without_bf16(tiny_model, tmp_path, monkeypatch, caplog):
+    import hardneg.encode.load as load_mod
+
+    monkeypatch.setattr(load_mod, "cpu_has_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="hardneg.encode.load"):
+        load_encoder(str(tiny_model), backend="torch-bf16", cache_dir=tmp_path)
+    assert "emulated" in caplog.text
+
+
 @pytest.fixture(scope="module")
 def short_kinds_model(tiny_model, tmp_path_factory):
     """The tiny model saved with per-kind lengths (query 4, document 6 tokens), as a hand-set ST folder."""

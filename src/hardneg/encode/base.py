@@ -12,7 +12,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-ENCODER_BACKENDS = ("torch", "onnx", "onnx-int8")
+ENCODER_BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")  # torch-bf16: bf16 autocast (fast on CPUs with AVX512-BF16 / AMX)
 POOLINGS = ("mean", "cls", "last")
 
 

@@ -18,6 +18,20 @@ from hardneg.encode.models import kind_lengths, lengths_key, read_st_config, set
 log = logging.getLogger(__name__)
 
 
+def backend_name(bf16: bool) -> str:
+    return "torch-bf16" if bf16 else "torch"
+
+
+def autocast(device: str, bf16: bool):
+    """bf16 autocast on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:0"``) when ``bf16``, else a no-op context:
+    matmuls run in bf16, weights stay fp32, the embeddings come back as fp32."""
+    import contextlib
+
+    import torch
+
+    return torch.autocast(str(device).split(":")[0], dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
 class STEncoder(BatchEncoder):
     """sentence-transformers adapter: the model's own modules (pooling, custom heads, Normalize).
 
@@ -26,7 +40,7 @@ class STEncoder(BatchEncoder):
 
     def __init__(self, spec: str, path: str, *, max_length: int | None = None, batch_size: int = 32,
                  query_prompt: str = "", passage_prompt: str = "", normalize: bool = True,
-                 device: str | None = None, cache_dir: str | Path | None = None):
+                 device: str | None = None, cache_dir: str | Path | None = None, bf16: bool = False):
         from sentence_transformers import SentenceTransformer
 
         try:
@@ -43,12 +57,12 @@ class STEncoder(BatchEncoder):
                 first.query_length = first.document_length = None
         self.lengths = kind_lengths(max_length, self.model.max_seq_length, getattr(first, "query_length", None),
                                     getattr(first, "document_length", None))
-        self.name, self.path, self.batch_size = spec, path, batch_size
+        self.name, self.path, self.batch_size, self.bf16 = spec, path, batch_size, bf16
         self.query_prompt, self.passage_prompt, self.normalize = query_prompt, passage_prompt, normalize
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         self.fingerprint = settings_fingerprint(
-            weights_fingerprint(path, cache_dir), adapter="st", backend="torch",
+            weights_fingerprint(path, cache_dir), adapter="st", backend=backend_name(bf16),
             max_length=self.model.max_seq_length, query_prompt=query_prompt, passage_prompt=passage_prompt,
             pooling=None, normalize=normalize, **lengths_key(self.lengths, self.model.max_seq_length, saved_kinds))
 
@@ -57,9 +71,11 @@ class STEncoder(BatchEncoder):
         # trained by hardneg stores its query/passage prefixes, masked out of pooling, and
         # per-kind max lengths): encode_query / encode_document semantics.
         prompt_name = None if prompt or kind not in (self.model.prompts or {}) else kind
-        emb = self.model.encode(texts, batch_size=len(texts), prompt=prompt or None, prompt_name=prompt_name,
-                                task=kind, normalize_embeddings=self.normalize, convert_to_numpy=True,
-                                show_progress_bar=False)
+        with autocast(self.model.device.type, self.bf16):
+            emb = self.model.encode(texts, batch_size=len(texts), prompt=prompt or None, prompt_name=prompt_name,
+                                    task=kind, normalize_embeddings=self.normalize, convert_to_tensor=True,
+                                    show_progress_bar=False)
+        emb = emb.float().cpu().numpy()
         return np.asarray(emb, dtype=np.float32)
 
 
@@ -90,7 +106,8 @@ class HFEncoder(BatchEncoder):
 
     def __init__(self, spec: str, path: str, *, pooling: str, max_length: int | None = None,
                  batch_size: int = 32, query_prompt: str = "", passage_prompt: str = "",
-                 normalize: bool = True, device: str | None = None, cache_dir: str | Path | None = None):
+                 normalize: bool = True, device: str | None = None, cache_dir: str | Path | None = None,
+                 bf16: bool = False):
         from transformers import AutoModel
 
         st = read_st_config(path)
@@ -109,11 +126,11 @@ class HFEncoder(BatchEncoder):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
         self.max_length = max_length or default_max_length(st, self.tokenizer, self.model.config)
-        self.name, self.path, self.batch_size, self.pooling = spec, path, batch_size, pooling
+        self.name, self.path, self.batch_size, self.pooling, self.bf16 = spec, path, batch_size, pooling, bf16
         self.query_prompt, self.passage_prompt, self.normalize = query_prompt, passage_prompt, normalize
         self.dim = int(self.model.config.hidden_size)
         self.fingerprint = settings_fingerprint(
-            weights_fingerprint(path, cache_dir), adapter="hf", backend="torch", max_length=self.max_length,
+            weights_fingerprint(path, cache_dir), adapter="hf", backend=backend_name(bf16), max_length=self.max_length,
             query_prompt=query_prompt, passage_prompt=passage_prompt, pooling=pooling, normalize=normalize)
 
     def embed_batch(self, texts: list[str], prompt: str, kind: str = "query") -> np.ndarray:
@@ -121,7 +138,7 @@ class HFEncoder(BatchEncoder):
 
         enc = self.tokenizer([prompt + t for t in texts], padding=True, truncation=True,
                              max_length=self.max_length, return_tensors="pt").to(self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.bf16):
             hidden = self.model(**enc).last_hidden_state  # (B, L, d)
         out = pool(hidden.float().cpu().numpy(), enc["attention_mask"].cpu().numpy(), self.pooling)
         return l2_normalize(out) if self.normalize else out

@@ -45,7 +45,7 @@ TRAIN_VARIANTS = ("kl", "kl-only", "margin-mse", "refresh", "bucket", "bf16")  #
 # bucketed batches, bf16 autocast training (fast on CPUs with AVX512-BF16 / AMX; weights stay fp32)
 DISTILL_VARIANTS = ("kl", "kl-only", "margin-mse")  # kl-only: the KL term alone, no InfoNCE (soft labels only)
 LABELS = ("full", "sparse")  # sparse: one known positive per training query, the others held out
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
 
 
 def method_settings(spec: str) -> dict[str, Any]:
