@@ -178,6 +178,28 @@ def hardneg_train(args, out: Path, prof: Profile, **extra) -> float:
     return time.perf_counter() - t0  # includes loading the rows (hardneg reads ids -> texts itself)
 
 
+def print_cells(cells, results, evals) -> None:
+    """Whole cells (train + evaluate) against the first, today's: time ratio and paired-bootstrap NDCG@10."""
+    from hardneg.analysis.significance import paired_bootstrap
+
+    train = {r["side"]: r["wall_s"] for r in results}
+    rows = [(side, backend, next(r for r in evals[side] if r["backend"] == backend)) for side, backend in cells]
+    _, _, today = rows[0]
+    today_s = train[cells[0][0]] + today["seconds"]
+    print("\nwhole cells (train + evaluate), against the first (today's):\n")
+    print("| cell | train s | evaluate s | cell s | speed-up | NDCG@10 | Δ vs first [95% CI] | interval holds 0 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for side, backend, r in rows:
+        cell_s = train[side] + r["seconds"]
+        if r is today:
+            delta, holds = "–", "–"
+        else:
+            d = paired_bootstrap(today["per_query"], r["per_query"])
+            delta, holds = f"{d.mean:+.4f} [{d.lo:+.4f}, {d.hi:+.4f}]", "yes" if d.lo <= 0 <= d.hi else "no"
+        print(f"| {side} + {backend} | {train[side]:.1f} | {r['seconds']:.1f} | {cell_s:.1f} | "
+              f"{today_s / cell_s:.2f}x | {r['ndcg@10']:.4f} | {delta} | {holds} |")
+
+
 def eval_backends(args, model_dir: Path, data, backends: str | None = None) -> list[dict]:
     """Encode + evaluate one trained model with each backend (no cache: every encode is timed)."""
     from hardneg.encode.load import load_encoder
@@ -215,7 +237,7 @@ def st_eval(args, model_dir: Path, data) -> dict:
     scores = q @ p.T
     top = np.argsort(-scores, axis=1)[:, :100]
     run = {qid: {data.corpus.ids[j]: float(scores[i, j]) for j in top[i]} for i, qid in enumerate(qids)}
-    metrics = score_run(run, {qid: data.qrels[qid] for qid in qids})
+    metrics = score_run({qid: data.qrels[qid] for qid in qids}, run)  # (qrels, run)
     return {"backend": "st", "seconds": time.perf_counter() - t0, "ndcg@10": metrics.means["ndcg@10"]}
 
 
@@ -253,6 +275,11 @@ def main(argv=None) -> int:
                    help="sides whose models are also evaluated (torch fp32) and compared with the hardneg model "
                         "by a paired bootstrap over queries (default: %(default)s)")
     p.add_argument("--eval-side", default="hardneg", help="comma list of the sides whose trained models the evaluation backends encode (default: %(default)s)")
+    p.add_argument("--cells", default="",
+                   help="comma list of whole cells SIDE:BACKEND (a training side, then the evaluation backend of its "
+                        "model), each timed train + evaluate and compared with today's cell (the first entry, e.g. "
+                        "hardneg:torch) by NDCG@10 with a paired bootstrap over queries; e.g. "
+                        "hardneg:torch,hardneg-bf16:torch-bf16 (default: none)")
     p.add_argument("--seed", type=int, default=42, help="(default: 42)")
     p.add_argument("--output", help="write the result JSON here")
     args = p.parse_args(argv)
@@ -285,6 +312,8 @@ def main(argv=None) -> int:
         args.eval_max_length = read_st_config(resolve_model(args.model))["max_length"]
     log.info("evaluation max length: %s tokens (queries and passages)", args.eval_max_length)
     sides = args.sides.split(",")
+    cells = [tuple(c.split(":", 1)) for c in args.cells.split(",") if c]
+    sides += [side for side, _ in cells if side not in sides]
     if "hardneg-bucket" in sides and "bucket_batches" not in TrainConfig.__dataclass_fields__:
         log.warning("this hardneg has no bucket_batches option: skipping the hardneg-bucket side")
         sides.remove("hardneg-bucket")
@@ -307,6 +336,9 @@ def main(argv=None) -> int:
                 evals[side] = eval_backends(args, trained[side], eval_data)
         for side in [s for s in args.quality_sides.split(",") if s in trained and s not in evals]:
             evals[side] = eval_backends(args, trained[side], eval_data, backends="torch")
+        for side, backend in cells:  # an evaluation already run for that side and backend is reused
+            if not any(r["backend"] == backend for r in evals.get(side, [])):
+                evals.setdefault(side, []).extend(eval_backends(args, trained[side], eval_data, backends=backend))
     ref = next((r for r in results if r["side"] == "st"), results[0])
     print(f"\nfp32 GEMM rate: {rate:.1f} GFLOP/s ({torch.get_num_threads()} threads); {len(dataset)} rows, "
           f"batch {args.batch_size}, q{args.query_max_length}/p{args.passage_max_length}, {args.num_negatives} neg\n")
@@ -347,6 +379,8 @@ def main(argv=None) -> int:
             r["vs_hardneg"] = {"mean": d.mean, "lo": d.lo, "hi": d.hi}
             print(f"| {side} | {r['ndcg@10']:.4f} | {d.mean:+.4f} | [{d.lo:+.4f}, {d.hi:+.4f}] | "
                   f"{'yes' if d.lo <= 0 <= d.hi else 'no'} |")
+    if cells:
+        print_cells(cells, results, evals)
     if args.output:
         from hardneg.core.files import write_json
 
