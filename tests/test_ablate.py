@@ -10,7 +10,7 @@ import pytest
 from hardneg.cli.main import main
 from hardneg.core.errors import DataError, HardnegError
 from hardneg.experiment.config import AblationConfig, TrainSettings, load_config, method_settings
-from hardneg.experiment.grid import plan_cells, run_ablation
+from hardneg.experiment.grid import peer_can_mine, plan_cells, run_ablation
 from hardneg.experiment.stages import Stages, subset_queries
 
 
@@ -30,6 +30,15 @@ def test_builtin_recipes_load(name):
     assert "naive" in cfg.methods or name == "teachers"
     # the sparse recipes promise exact numbers: fp32 throughout; the SciFact ones trade int8 for speed
     assert cfg.eval_backend == ("torch" if sparse else "onnx-int8") and (cfg.labels == "sparse") == sparse
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "src/hardneg/recipes").glob("ablation-*.toml")),
+                         ids=lambda p: p.stem)
+def test_every_builtin_ablation_recipe_loads_and_plans(path):
+    cfg = load_config(path.stem.removeprefix("ablation-"))
+    cells = plan_cells(cfg)
+    assert cells and len({c.id for c in cells}) == len(cells)
+    assert all(c.teacher is None or c.kind != "peer" or peer_can_mine(c.teacher) for c in cells)
 
 
 def test_quick_and_full_recipes_have_the_promised_grid():
@@ -290,7 +299,9 @@ def test_row_variants_parse_and_plan_training_and_selection_settings():
     assert row_parts("percpos:0.95+judge+simans+kl") == ("percpos:0.95", ("judge", "simans", "kl"))
     assert row_parts("percpos:0.95+deepen+kl") == ("percpos:0.95", ("deepen", "kl"))
     assert train_variant("percpos:0.95+refresh+bucket", 0.25) == {"refresh_every": 0.25, "bucket_batches": True}
+    assert train_variant("naive+kl-only", 0.5) == {"distill": "kl", "distill_only": True}
     for bad, msg in [("percpos:0.95+kl+margin-mse", "choose one"), ("naive+judge+relabel", "choose one"),
+                     ("naive+kl+kl-only", "choose one"),
                      ("naive+kl+kl", "repeated"), ("naive+klx", "unknown method variant 'klx'")]:
         with pytest.raises(HardnegError, match=msg):
             row_parts(bad)
