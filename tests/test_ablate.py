@@ -63,7 +63,7 @@ def test_config_errors_name_file_and_line(tmp_path):
     p.write_text('[trian]\nepochs = 1\n')
     with pytest.raises(DataError, match=r":1: unknown section \[trian\]"):
         load_config(p)
-    with pytest.raises(DataError, match="ablation recipe not found.*quick, quick-sparse, scifact, teachers"):
+    with pytest.raises(DataError, match="ablation recipe not found.*quick, quick-sparse, scifact, scifact-training, teachers"):
         load_config("nope")
     with pytest.raises(HardnegError, match="'cpu-small' is a packaged train recipe.*'hardneg train --config cpu-small'"):
         load_config("cpu-small")
