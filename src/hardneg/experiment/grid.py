@@ -97,7 +97,10 @@ def peer_can_mine(teacher: str) -> bool:
     >>> [peer_can_mine(t) for t in ("minilm", "bm25", "fuse:minilm+bm25")]
     [True, False, False]
     """
-    return teacher not in ("bm25", "random") and not teacher.startswith("fuse:")
+    from hardneg.mining.teachers.fused import FUSE_PREFIX
+    from hardneg.mining.teachers.load import NON_DENSE
+
+    return teacher not in NON_DENSE and not teacher.startswith(FUSE_PREFIX)
 
 
 def _variant_spec(cfg: AblationConfig, spec: str, mine: dict) -> dict:
