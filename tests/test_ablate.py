@@ -367,3 +367,29 @@ def test_training_recipe_shares_its_reference_cells_with_the_sparse_study():
     assert {(c.kind, c.row) for c in shared} == {("base", "base"), ("peer", "st-mine relative_margin=0.05"),
                                                  ("method", "percpos:0.95")}
     assert len(shared) == 7 and len(training) == 19
+
+
+def test_train_precision_bf16_reaches_every_trained_row_the_peer_included(tiny_beir, tiny_model, tmp_path):
+    """[train] precision = "bf16" trains every row (peer too) under bf16 autocast; fp32 keeps the ids of before."""
+    import dataclasses as dc
+
+    from hardneg.core.files import read_json
+    from hardneg.training.config import META_NAME
+
+    base = _tiny_config(tiny_beir, tiny_model, tmp_path, references=("base", "peer"), methods=("naive", "naive+bf16"),
+                        fn_probe_data=None, peer_relative_margin=0.0, keep_models=True)
+    bf16 = dc.replace(base, train=dc.replace(base.train, precision="bf16"))
+    fp32 = dc.replace(base, train=dc.replace(base.train, precision="fp32"))
+    ids = {name: [c.id for c in plan_cells(cfg, data_fp="fp")] for name, cfg in
+           (("base", base), ("fp32", fp32), ("bf16", bf16))}
+    assert ids["fp32"] == ids["base"]
+    assert ids["bf16"][0] == ids["base"][0] and not set(ids["bf16"][1:]) & set(ids["base"][1:])
+    assert "bf16 autocast" in " ".join(bf16.describe())
+    res = run_ablation(bf16, tmp_path / "run", progress=False, plots=False)
+    trained = [c for c in res["cells"] if c["kind"] != "base"]
+    assert [c["row"] for c in trained] == ["st-mine relative_margin=0", "naive", "naive+bf16"]
+    for cell in trained:  # the peer, a plain row and a "+bf16" row (the same setting twice is fine)
+        meta = read_json(tmp_path / "run" / "work" / cell["id"] / "model" / f"{META_NAME}.meta.json")
+        assert meta["config"]["precision"] == "bf16", cell["row"]
+    with pytest.raises(HardnegError, match="train.precision must be fp32 or bf16"):
+        TrainSettings(precision="fp16")

@@ -24,14 +24,15 @@ SUMMARY = "ablation grid: mining methods x teachers x seeds -> report"  # the li
 
 def register(subparsers) -> None:
     from hardneg.core.options import ListAction, add_alias
+    from hardneg.core.recipes import packaged
     from hardneg.encode.base import ENCODER_BACKENDS
     from hardneg.experiment.config import LABELS
 
     p = subparsers.add_parser("ablate", help=SUMMARY,
                               description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="quick",
-                   help="TOML recipe file, or a built-in recipe name: quick, quick-sparse, scifact, teachers, "
-                        "nfcorpus-sparse, nfcorpus-training (default: quick)")
+                   help="TOML recipe file, or a built-in recipe name: " + ", ".join(packaged("ablation"))
+                        + " (default: quick)")
     p.add_argument("--output", "-o", required=True, help="run directory (resumed if it exists)")
     g = p.add_argument_group("overrides (each replaces the recipe's value; default: the recipe's)")
     recipe = " (default: the recipe's)"

@@ -19,6 +19,7 @@ built-in recipe in ``hardneg/recipes/ablation-<name>.toml``)::
     seeds = [0]
     [train]                       # TrainSettings
     epochs = 1
+    precision = "fp32"            # "bf16": every trained cell, the peer's included, trains under bf16 autocast
     [eval]
     backend = "torch"
     [fn_probe]                    # optional false-negative probe (mining only)
@@ -148,11 +149,25 @@ class TrainSettings:
     passage_max_length: int = 256
     in_batch_negatives: bool = True
     warmup_ratio: float = 0.1  # fraction of the steps
+    precision: str = "fp32"  # "bf16": every trained cell (the peer's too) trains under bf16 autocast, like "+bf16"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "lr", "temperature", "query_max_length", "passage_max_length"):
             if not getattr(self, name) > 0:
                 raise HardnegError(f"train.{name} must be > 0, got {getattr(self, name)}")
+        if self.precision not in ("fp32", "bf16"):
+            raise HardnegError(f"train.precision must be fp32 or bf16, got {self.precision!r}")
+
+    def spec(self) -> dict:
+        """The settings as they enter a cell id: ``precision`` only when not fp32, so the ids of before stay.
+
+        >>> "precision" in TrainSettings().spec(), TrainSettings(precision="bf16").spec()["precision"]
+        (False, 'bf16')
+        """
+        out = dataclasses.asdict(self)
+        if self.precision == "fp32":
+            del out["precision"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -234,7 +249,8 @@ class AblationConfig:
                 f"`{self.selection}` from depth {self.depth}; seeds {list(self.seeds)}",
                 f"- training: {t.epochs:g} epoch(s), batch {t.batch_size}, lr {t.lr:g}, τ {t.temperature:g}, "
                 f"max length query {t.query_max_length} / passage {t.passage_max_length}, "
-                f"in-batch negatives {'on' if t.in_batch_negatives else 'off'}",
+                f"in-batch negatives {'on' if t.in_batch_negatives else 'off'}"
+                + (", bf16 autocast (every trained row)" if t.precision == "bf16" else ""),
                 f"- evaluation backend {self.eval_backend}, max length {self.eval_max_length or 'model default'}",
                 *([probe] if self.fn_probe_data else []),
                 *([f"- `+judge` / `+relabel` rows: the agreement judge (teacher + voters "

@@ -15,7 +15,6 @@ and count how many mined negatives are among the other, hidden, judged-relevant 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -71,7 +70,7 @@ def plan_cells(cfg: AblationConfig, data_fp: str = "", probe_fp: str = "") -> li
 def _trained_cells(cfg: AblationConfig, data_fp: str, mine: dict) -> list[Cell]:
     common = {"data": cfg.data, "data_fp": data_fp, "train_split": cfg.train_split, "eval_split": cfg.eval_split,
               "student": cfg.student, "eval": {"backend": cfg.eval_backend, "max_length": cfg.eval_max_length}}
-    train = {**common, "train": dataclasses.asdict(cfg.train), "max_train_queries": cfg.max_train_queries,
+    train = {**common, "train": cfg.train.spec(), "max_train_queries": cfg.max_train_queries,
              **({"labels": cfg.labels} if cfg.labels != "full" else {})}  # full labels: the ids of before
     cells = [Cell("base", "base", None, 0, common)] if "base" in cfg.references else []
     for seed in cfg.seeds:

@@ -217,7 +217,7 @@ class Stages:
                              in_batch_negatives=t.in_batch_negatives if negatives else True,
                              warmup=t.warmup_ratio, seed=seed, save_total_limit=1, mask_positives=mask,
                              resume=(self.work / cell_id / "model").exists(),  # a killed cell continues
-                             **extra)
+                             **{**({"precision": "bf16"} if t.precision == "bf16" else {}), **extra})
         if config.refresh_every:  # "+refresh": re-mine with the student between rounds, as the cell mined
             from hardneg.experiment.refresh import remine_from_negatives, train_with_refresh
 
