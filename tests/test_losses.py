@@ -141,3 +141,18 @@ def test_masked_loss_needs_the_codes_column(tiny_model):
 
     with pytest.raises(HardnegError, match="--positives all needs"):
         TrainConfig("m", (Source("d", "n"),), "o", positives="all", mask_positives=False)
+
+
+def test_padded_slots_drop_out_of_every_row_as_if_the_row_were_truncated(tiny_model):
+    """short_rows="pad": a padded slot (code -1) is no candidate of any row; the loss equals the loss of the
+    batch without that column, for both ways of counting several positives."""
+    emb = [t(Q), t(POS), t(NEG1)]
+    labels = torch.tensor([[0, 10, 20], [1, 11, -1]])  # row 1 had no negative: its slot is padded
+    for positives in ("one", "all"):
+        loss = _masked(tiny_model, {0: [10], 1: [11]}, positives=positives)
+        got = loss.compute_loss_from_embeddings(emb, labels).item()
+        cands = [POS[0], POS[1], NEG1[0]]  # the padded candidate (NEG1[1]) is gone
+        rows = [[_cos(Q[i], c) * 20 for c in cands] for i in range(2)]
+        want = sum(-(rows[i][i] - math.log(sum(math.exp(x) for x in rows[i]))) for i in range(2)) / 2
+        assert got == pytest.approx(want, rel=1e-4), positives
+        assert loss.mask_stats["padded_slots"] == 1 and loss.mask_stats["cells_masked"] == 0

@@ -248,3 +248,33 @@ def test_bf16_trains_on_cpu_with_autocast_and_saves_fp32_weights(tiny_model, tin
     weights = load_file(str(next(out.rglob("model.safetensors"))))
     assert {str(w.dtype) for w in weights.values()} == {"float32"}
     assert main([*base, "--output", str(tmp_path / "fp16"), "--precision", "fp16"]) == 2
+
+
+def test_short_rows_pad_keeps_every_row_and_codes_the_empty_slots(tiny_beir, tmp_path):
+    from hardneg.training.examples import PAD_CODE, Codes, DistillSettings
+
+    path = write_negatives(tmp_path / "short.jsonl", ROWS[:3] + [("q3", "d5", ["d3"]), ("q2", "d2", [])])
+    codes = Codes()
+    cols, stats = build_examples(Source(str(tiny_beir), str(path)), num_negatives=2, short_rows="pad", codes=codes,
+                                 distill=DistillSettings())
+    assert stats["short_rows_padded"] == 2 and stats["short_rows_dropped"] == 0 and len(cols["anchor"]) == 5
+    assert cols["negative_2"][3] == cols["positive"][3] and cols["negative_1"][4] == cols["positive"][4]
+    codes_of = [row[:4] for row in cols["label"]]
+    assert codes_of[3][3] == PAD_CODE and codes_of[3][2] >= 0 and codes_of[4][2:] == [PAD_CODE, PAD_CODE]
+    assert all(c >= 0 for row in codes_of[:3] for c in row)
+    assert [row[-3:] for row in cols["label"][3:]] == [[1, 1, 0], [1, 0, 0]]  # no teacher score on a padded slot
+    with pytest.raises(HardnegError, match="needs the positives mask"):
+        build_examples(Source(str(tiny_beir), str(path)), num_negatives=2, short_rows="pad")
+    for bad in ({"mask_positives": False}, {"in_batch_negatives": False}, {"mini_batch_size": 2}):
+        with pytest.raises(HardnegError, match="--short-rows pad needs"):
+            TrainConfig("m", (Source("d", "n"),), "o", num_negatives=2, short_rows="pad", **bad)
+
+
+def test_short_rows_pad_trains_end_to_end_and_records_the_padding(tiny_beir, tiny_model, tmp_path):
+    path = write_negatives(tmp_path / "short.jsonl", ROWS[:3] + [("q3", "d5", ["d3"])])
+    out = train(TrainConfig(str(tiny_model), (Source(str(tiny_beir), str(path)),), str(tmp_path / "m"),
+                            num_negatives=2, short_rows="pad", batch_size=1, epochs=1, query_max_length=16,
+                            passage_max_length=32, seed=0))
+    meta = json.loads((Path(out) / "hardneg_train.meta.json").read_text())
+    assert meta["examples"] == 4 and meta["data"][0]["short_rows_padded"] == 1
+    assert meta["steps"] == 4 and meta["positives_mask"]["padded_slots"] == 1  # batches of one row: one padded slot

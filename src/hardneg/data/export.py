@@ -149,9 +149,11 @@ def to_tevatron(rows, data, group_by_query: bool = False, scores: bool = True) -
              "negative_passages": [passage(d, s) for d, s in neg]} for qid, pos, neg in group_rows(rows, group_by_query)]
 
 
-def ntuple_columns(rows, data, n: int) -> tuple[dict[str, list[str]], list[int]]:
+def ntuple_columns(rows, data, n: int, pad: bool = False) -> tuple[dict[str, list[str]], list[int]]:
     """``anchor, positive, negative_1 .. negative_n`` texts of every row with at least ``n`` negatives
     (its first ``n``, in mined order), and the 1-based numbers of the rows that had fewer (left out).
+    ``pad``: a row with fewer is kept, its empty slots filled with its own positive's text (a placeholder
+    the trainer's loss masks out by its code, ``training.examples.PAD_CODE``).
 
     The one id -> text step that ``hardneg train`` and the sentence-transformers export share.
     """
@@ -160,8 +162,10 @@ def ntuple_columns(rows, data, n: int) -> tuple[dict[str, list[str]], list[int]]
     for i, r in enumerate(rows, 1):
         if len(r.neg_ids) < n:
             short.append(i)
-            continue
+            if not pad:
+                continue
         query, (pos, *negs) = texts_of(data, r.qid, [r.pos_id, *r.neg_ids[:n]])
+        negs += [pos] * (n - len(negs))
         cols["anchor"].append(query)
         cols["positive"].append(pos)
         for j, text in enumerate(negs, 1):

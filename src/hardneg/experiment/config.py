@@ -13,7 +13,7 @@ built-in recipe in ``hardneg/recipes/ablation-<name>.toml``)::
                                   #   the teacher scores; "+kl-only": the KL term without InfoNCE), "+refresh" (re-mine with the student every
                                   #   refresh_every), "+bucket" (length-bucketed batches), "+bf16" (bf16
                                   #   autocast training), "+deepen" (re-search short queries deeper until
-                                  #   full); combinable
+                                  #   full), "+pad" (keep short rows, their empty slots masked); combinable
     judge_voters = ["bm25"]       # teachers that vote in the judge of "+judge" / "+relabel" rows
     references = ["base"]         # base | random | inbatch | peer
     seeds = [0]
@@ -42,7 +42,7 @@ REFERENCES = ("base", "random", "inbatch", "peer")  # peer: sentence-transformer
 VARIANTS = {"judge": "remove", "relabel": "relabel"}  # "percpos:0.95+judge": the method, then the judge's action
 SELECT_VARIANTS = ("simans",)  # "+simans": SimANS sampling instead of the recipe's selection
 MINE_VARIANTS = ("deepen",)  # "+deepen": rows short of num_negatives are re-searched at doubling depth (on_shortfall)
-TRAIN_VARIANTS = ("kl", "kl-only", "margin-mse", "refresh", "bucket", "bf16")  # distillation, re-mining with the student,
+TRAIN_VARIANTS = ("kl", "kl-only", "margin-mse", "refresh", "bucket", "bf16", "pad")  # distillation, re-mining with the student,
 # bucketed batches, bf16 autocast training (fast on CPUs with AVX512-BF16 / AMX; weights stay fp32)
 DISTILL_VARIANTS = ("kl", "kl-only", "margin-mse")  # kl-only: the KL term alone, no InfoNCE (soft labels only)
 LABELS = ("full", "sparse")  # sparse: one known positive per training query, the others held out
@@ -125,6 +125,8 @@ def train_variant(spec: str, refresh_every: float) -> dict[str, Any]:
             out["bucket_batches"] = True
         elif part == "bf16":
             out["precision"] = "bf16"
+        elif part == "pad":
+            out["short_rows"] = "pad"
     return out
 
 

@@ -20,7 +20,7 @@ CHECKPOINTS = "checkpoints"
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-SHORT_ROWS = ("drop", "error")
+SHORT_ROWS = ("drop", "error", "pad")
 POSITIVES = ("one", "all")  # how a query's several positives enter the loss (losses.masked_infonce)
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # attention + MLP projections
 LORA = "LoRA (decoder LLMs)"  # --help group
@@ -87,7 +87,9 @@ class TrainConfig:
                          choices=POSITIVES)
     relabeled_rows: bool = opt(True, "add a training row for each judge-relabelled positive (with its query's "
                                "negatives)", flag="--no-relabeled-rows", default_help="on")
-    short_rows: str = opt("drop", "rows with fewer than --num-negatives negatives: drop them or stop with an error",
+    short_rows: str = opt("drop", "rows with fewer than --num-negatives negatives: drop them, stop with an error, "
+                          "or pad = keep them (their empty slots are masked out of the loss: the row trains with "
+                          "the negatives it has and the in-batch ones; needs the positives mask)",
                           choices=SHORT_ROWS)
     distill: str | None = opt(None, "add a distillation term from the teacher scores of the negatives file: kl = "
                               "KL(teacher || student) over {positive} ∪ the row's negatives; margin-mse = MSE of "
@@ -136,6 +138,10 @@ class TrainConfig:
             (self.positives == "one" or (self.mask_positives and self.in_batch_negatives),
              "--positives all needs the positives mask and in-batch negatives (drop --no-mask-positives / "
              "--no-in-batch-negatives)"),
+            (self.short_rows != "pad" or (self.mask_positives and (self.in_batch_negatives or self.distill_only)
+                                          and not self.mini_batch_size),
+             "--short-rows pad needs the positives mask and in-batch negatives, without --mini-batch-size (the "
+             "masked loss drops the padded slots)"),
             (self.save_steps >= 1 and self.logging_steps >= 1, "save/logging steps must be >= 1"),
             (self.refresh_every >= 0 and (self.refresh_every < 1 or float(self.refresh_every).is_integer()),
              "--refresh-every is 0 (off), a whole number of steps or a fraction of an epoch in (0, 1)"),

@@ -28,6 +28,9 @@ from hardneg.training.config import DISTILL_SCORE_UNIT, Source, TrainConfig
 log = logging.getLogger(__name__)
 
 
+PAD_CODE = -1  # the code of a padded negative slot (short_rows="pad"): masked out of every row's candidates
+
+
 @dataclass
 class Codes:
     """Integer codes of queries and passages across a data mix, and each query's known positives."""
@@ -67,7 +70,14 @@ def build_examples(source: Source, num_negatives: int, short_rows: str = "drop",
     added = 0
     if relabeled_rows:
         rows, added = with_relabeled_rows(rows)
-    cols, short_rows_at = ntuple_columns(rows, data, num_negatives)
+    pad = short_rows == "pad"
+    if pad and codes is None:
+        raise HardnegError("short_rows='pad' needs the positives mask (its codes mark the padded slots): drop "
+                           "--no-mask-positives, or use --short-rows drop")
+    cols, short_rows_at = ntuple_columns(rows, data, num_negatives, pad=pad)
+    padded = len(short_rows_at) if pad else 0
+    if pad:  # kept: their empty slots carry PAD_CODE (codes) and no teacher score (distillation)
+        short_rows_at = []
     if short_rows_at and short_rows == "error":
         i = short_rows_at[0]
         raise DataError(source.negatives, i, f"{len(rows[i - 1].neg_ids)} negatives < --num-negatives "
@@ -88,7 +98,11 @@ def build_examples(source: Source, num_negatives: int, short_rows: str = "drop",
         cols = {k: [v[t] for t in take] for k, v in cols.items()}
     if not cols["anchor"]:
         raise DataError(source.negatives, None, "no usable training rows", "check --num-negatives and the file")
+    if padded:
+        log.info("%s: kept %d of %d rows with fewer than %d negatives, their empty slots masked out of the loss",
+                 source.negatives, padded, len(rows), num_negatives)
     stats = {"rows": n_read, "relabeled_rows_added": added, "short_rows_dropped": short,
+             **({"short_rows_padded": padded} if pad else {}),
              **({"mined_negatives_ignored": ignored} if ignored else {}),  # the warning, in the model meta
              **({"distill": distill_stats} if distill_stats else {}),
              "examples": len(cols["anchor"]), "queries_with_several_positives": sum(len(p) > 1 for p in known.values()),
@@ -102,8 +116,8 @@ def _label_codes(rows, short: set[int], known: dict[str, list[str]], data, n: in
     qcode = {q: codes.query_offset + i for i, q in enumerate(known)}
     for q, pos in known.items():
         codes.known[qcode[q]] = [codes.doc_offset + index[d] for d in pos]
-    out = [[qcode[r.qid], *(codes.doc_offset + index[d] for d in [r.pos_id, *r.neg_ids[:n]])]
-           for i, r in enumerate(rows, 1) if i not in short]
+    out = [[qcode[r.qid], *(codes.doc_offset + index[d] for d in [r.pos_id, *r.neg_ids[:n]]),
+            *[PAD_CODE] * (n - len(r.neg_ids[:n]))] for i, r in enumerate(rows, 1) if i not in short]
     codes.query_offset += len(known)
     codes.doc_offset += len(data.corpus)
     return out

@@ -131,10 +131,11 @@ def sibling_mask(cand: torch.Tensor, query: torch.Tensor, known: dict[int, torch
     return mask
 
 
-def masked_infonce(logits: torch.Tensor, siblings: torch.Tensor, positives: str = "one") -> torch.Tensor:
+def masked_infonce(logits: torch.Tensor, siblings: torch.Tensor, positives: str = "one",
+                   excluded: torch.Tensor | None = None) -> torch.Tensor:
     """Mean InfoNCE of (B, C) scaled logits whose target of row i is column i, with ``siblings`` (B, C)
     the other known positives of row i's query: ``one`` drops them from the denominator, ``all`` adds
-    them to the numerator.
+    them to the numerator. ``excluded`` (C,) bool: candidates left out of every row (padded slots).
 
     >>> lg = torch.tensor([[2.0, 0.0, 1.0]]); sib = torch.tensor([[False, False, True]])
     >>> round(masked_infonce(lg, sib, "one").item(), 4)    # -log(e^2 / (e^2 + e^0))
@@ -143,6 +144,9 @@ def masked_infonce(logits: torch.Tensor, siblings: torch.Tensor, positives: str 
     0.0943
     """
     own = torch.arange(len(logits), device=logits.device)
+    if excluded is not None:
+        logits = logits.masked_fill(excluded.to(logits.device).unsqueeze(0), float("-inf"))
+        siblings = siblings & ~excluded.to(siblings.device).unsqueeze(0)
     if positives == "one":
         masked = logits.masked_fill(siblings, float("-inf"))
         return -(masked[own, own] - torch.logsumexp(masked, dim=1)).mean()
@@ -181,12 +185,15 @@ def _masked_class():
             logits = self.similarity_fct(queries, docs) * self.scale  # (B, B * (1 + n))
             cand = labels[:, 1:].T.reshape(-1).cpu()  # positives of all rows, then negative_1 of all rows, ...
             sib = sibling_mask(cand, labels[:, 0].cpu(), self.known).to(logits.device)
+            pad = cand < 0  # PAD_CODE: a short row's empty slot (short_rows="pad"), no candidate of any row
             st = self.mask_stats
             st["batches"] += 1
             st["rows"] += len(sib)
             st["rows_masked"] += int(sib.any(dim=1).sum())
             st["cells_masked"] += int(sib.sum())
-            return masked_infonce(logits, sib, self.positives)
+            if pad.any():
+                st["padded_slots"] = st.get("padded_slots", 0) + int(pad.sum())
+            return masked_infonce(logits, sib, self.positives, pad if pad.any() else None)
 
         def get_config_dict(self) -> dict[str, Any]:
             return {**super().get_config_dict(), "positives": self.positives, "mask": "known positives by id"}

@@ -178,6 +178,9 @@ def train(config: TrainConfig, callbacks: list | None = None, *, refresh: dict |
                            "to continue, or choose a new --output")
     if config.resume and not resume_from:
         log.warning("--resume: no checkpoint in %s, starting from scratch", ckpt_dir)
+    if config.short_rows == "pad" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise HardnegError("--short-rows pad is not available with multi-GPU training yet (the gathered in-batch "
+                           "loss has no positives mask to drop the padded slots): use --short-rows drop")
     dataset, data_stats, codes = build_dataset(config)
     model = load_student(config)
     loss = build_loss(model, temperature=config.temperature, in_batch_negatives=config.in_batch_negatives,
