@@ -1,7 +1,9 @@
-"""The nfcorpus-sparse-fused ablation as one table: each (row, teacher) against the peer and MiniLM PercPos.
+"""An ablation with several teachers as one table: each (row, teacher) against the peer and MiniLM PercPos.
 
     hardneg ablate --config nfcorpus-sparse-fused --output runs/nfcorpus-sparse-fused
     python benchmarks/fused_teacher_table.py runs/nfcorpus-sparse-fused
+    hardneg ablate --config nfcorpus-sparse-long --output runs/nfcorpus-sparse-long
+    python benchmarks/fused_teacher_table.py runs/nfcorpus-sparse-long
 
 Reads the finished cells (``DIR/cells/*.json``) of the seeds that have a fused-teacher cell; NDCG@10 per query
 is averaged over seeds, and each Δ is a paired bootstrap over the test queries (2,000 resamples, 95%;
@@ -16,7 +18,7 @@ import sys
 
 import numpy as np
 
-ROWS = ("base", "peer", "percpos:0.95", "percpos:0.95+kl", "naive+kl-only")
+ROWS = ("base", "peer", "inbatch", "percpos:0.95", "percpos:0.95+kl", "naive+kl-only")
 
 
 def main(run: str) -> None:
@@ -29,7 +31,7 @@ def main(run: str) -> None:
         if c["kind"] == "base":
             rows.setdefault(("base", "-"), []).append(c)
         elif c["seed"] in seeds:
-            rows.setdefault(("peer" if c["kind"] == "peer" else c["row"], c["teacher"]), []).append(c)
+            rows.setdefault(("peer" if c["kind"] == "peer" else c["row"], c["teacher"] or "-"), []).append(c)
 
     def mean_pq(cs):
         return {q: float(np.mean([c["per_query"]["ndcg@10"][q] for c in cs])) for q in cs[0]["per_query"]["ndcg@10"]}

@@ -258,7 +258,8 @@ def test_short_rows_pad_keeps_every_row_and_codes_the_empty_slots(tiny_beir, tmp
     cols, stats = build_examples(Source(str(tiny_beir), str(path)), num_negatives=2, short_rows="pad", codes=codes,
                                  distill=DistillSettings())
     assert stats["short_rows_padded"] == 2 and stats["short_rows_dropped"] == 0 and len(cols["anchor"]) == 5
-    assert cols["negative_2"][3] == cols["positive"][3] and cols["negative_1"][4] == cols["positive"][4]
+    assert cols["negative_2"][3] == cols["anchor"][3] and cols["negative_1"][4] == cols["anchor"][4]  # the query
+    assert cols["negative_1"][3] != cols["anchor"][3]
     codes_of = [row[:4] for row in cols["label"]]
     assert codes_of[3][3] == PAD_CODE and codes_of[3][2] >= 0 and codes_of[4][2:] == [PAD_CODE, PAD_CODE]
     assert all(c >= 0 for row in codes_of[:3] for c in row)

@@ -152,8 +152,9 @@ def to_tevatron(rows, data, group_by_query: bool = False, scores: bool = True) -
 def ntuple_columns(rows, data, n: int, pad: bool = False) -> tuple[dict[str, list[str]], list[int]]:
     """``anchor, positive, negative_1 .. negative_n`` texts of every row with at least ``n`` negatives
     (its first ``n``, in mined order), and the 1-based numbers of the rows that had fewer (left out).
-    ``pad``: a row with fewer is kept, its empty slots filled with its own positive's text (a placeholder
-    the trainer's loss masks out by its code, ``training.examples.PAD_CODE``).
+    ``pad``: a row with fewer is kept, its empty slots filled with its own query's text: a placeholder the
+    trainer's loss masks out by its code (``training.examples.PAD_CODE``), short (cheap to encode, and
+    length-bucketed batches group such rows) and unique to the row (the no-duplicates batch rule holds).
 
     The one id -> text step that ``hardneg train`` and the sentence-transformers export share.
     """
@@ -165,7 +166,7 @@ def ntuple_columns(rows, data, n: int, pad: bool = False) -> tuple[dict[str, lis
             if not pad:
                 continue
         query, (pos, *negs) = texts_of(data, r.qid, [r.pos_id, *r.neg_ids[:n]])
-        negs += [pos] * (n - len(negs))
+        negs += [query] * (n - len(negs))
         cols["anchor"].append(query)
         cols["positive"].append(pos)
         for j, text in enumerate(negs, 1):

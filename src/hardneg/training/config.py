@@ -89,7 +89,8 @@ class TrainConfig:
                                "negatives)", flag="--no-relabeled-rows", default_help="on")
     short_rows: str = opt("drop", "rows with fewer than --num-negatives negatives: drop them, stop with an error, "
                           "or pad = keep them (their empty slots are masked out of the loss: the row trains with "
-                          "the negatives it has and the in-batch ones; needs the positives mask)",
+                          "the negatives it has and the in-batch ones; needs the positives mask; cheapest with "
+                          "--bucket-batches)",
                           choices=SHORT_ROWS)
     distill: str | None = opt(None, "add a distillation term from the teacher scores of the negatives file: kl = "
                               "KL(teacher || student) over {positive} ∪ the row's negatives; margin-mse = MSE of "
