@@ -38,7 +38,8 @@ def plot_methods(rows: Sequence[Row], path: Path) -> Path:
     rows = [r for r in rows if r.primary and not all(math.isnan(v) for v in r.primary)]
     names = [f"{r.name}" + (f" ({r.teacher})" if r.teacher else "") for r in rows]
     y = list(range(len(rows)))[::-1]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 1.2 + 0.45 * len(rows)), sharey=True)
+    label_in = 0.075 * max((len(n) for n in names), default=0)  # long row names must not squeeze the panels
+    fig, (a, b) = plt.subplots(1, 2, figsize=(6 + max(5.0, label_in), 1.6 + 0.45 * len(rows)), sharey=True)
     for yi, r in zip(y, rows):
         m, s = mean_std(r.primary)
         a.errorbar(m, yi, xerr=s, fmt="o", color="C0", capsize=4)
@@ -51,8 +52,8 @@ def plot_methods(rows: Sequence[Row], path: Path) -> Path:
     a.set_ylim(-0.7, len(rows) - 0.3)  # room around the first/last row so no marker sits on the frame
     lo, hi = a.get_xlim()
     a.set_xlim(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo))
-    a.set_xlabel("NDCG@10 (axis zoomed to the data; it does not start at 0)")
-    a.set_title("NDCG@10 per method (mean ± std over seeds)", fontsize=10)
+    a.set_xlabel("NDCG@10\n(axis zoomed to the data; it does not start at 0)")
+    a.set_title("NDCG@10 per method\n(mean ± std over seeds)", fontsize=10)
     use_naive = any(r.vs_naive for r in rows)
     for yi, r in zip(y, rows):
         d = r.vs_naive if use_naive else r.vs_base
@@ -60,8 +61,8 @@ def plot_methods(rows: Sequence[Row], path: Path) -> Path:
             b.errorbar(d.mean, yi, xerr=[[d.mean - d.lo], [d.hi - d.mean]], fmt="s",
                        color="C2" if d.significant else "C7", capsize=4)
     b.axvline(0, color="black", lw=1)
-    b.set_xlabel(f"Δ NDCG@10 vs {'naive' if use_naive else 'base'} (95% paired bootstrap CI)")
-    b.set_title("mean per-query difference (green: CI excludes 0)", fontsize=10)
+    b.set_xlabel(f"Δ NDCG@10 vs {'naive' if use_naive else 'base'}\n(95% paired bootstrap CI)")
+    b.set_title("mean per-query difference\n(green: CI excludes 0)", fontsize=10)
     for ax in (a, b):
         ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
